@@ -1,0 +1,81 @@
+"""Named problem instances and suites, and the spec strings that define instances.
+
+A spec string names a function and its parameters by short keys, e.g.
+``ehrlich:v=32,L=128,c=4,k=4,q=4,seed=7`` (``v`` states, length ``L``, ``c`` motifs of length
+``k``, quantization ``q``, optional ``eps`` epistasis, ``seed``) or ``rmf:L=12,seed=3``. Named
+instances and suites are data, in ``suites.toml``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib.resources import files
+
+from holo_bench.functions import Ehrlich, RoughMtFuji, TestFunction
+
+FUNCTIONS: dict[str, type[TestFunction]] = {cls.spec_name: cls for cls in (Ehrlich, RoughMtFuji)}
+
+
+@cache
+def _catalog() -> dict:
+    return tomllib.loads(files("holo_bench").joinpath("suites.toml").read_text())
+
+
+def instances() -> dict[str, dict]:
+    """Named instances: name -> ``{"spec": ..., "about": ...}``."""
+    return dict(_catalog()["instances"])
+
+
+def suites() -> dict[str, list[str]]:
+    """Named suites: name -> instance names."""
+    return dict(_catalog()["suites"])
+
+
+def parse_spec(spec: str) -> tuple[type[TestFunction], dict]:
+    """Split a spec string into the function class and its constructor arguments."""
+    name, _, params = spec.partition(":")
+    if name not in FUNCTIONS:
+        raise ValueError(f"unknown function {name!r} in spec {spec!r}; known: {sorted(FUNCTIONS)}")
+    cls = FUNCTIONS[name]
+    kwargs = {}
+    for item in filter(None, params.split(",")):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in cls.spec_keys:
+            raise ValueError(
+                f"bad parameter {item!r} in spec {spec!r}; {name} takes "
+                + ", ".join(f"{k}=<{a}>" for k, a in cls.spec_keys.items())
+            )
+        kwargs[cls.spec_keys[key]] = _number(value.strip(), spec)
+    return cls, kwargs
+
+
+def _number(text: str, spec: str) -> int | float | None:
+    if text == "None":
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    raise ValueError(f"parameter value {text!r} in spec {spec!r} is not a number")
+
+
+def make_function(name_or_spec: str) -> TestFunction:
+    """Build the function of a named instance (``f2``) or of a spec string."""
+    spec = instances().get(name_or_spec, {}).get("spec", name_or_spec)
+    cls, kwargs = parse_spec(spec)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # a required parameter is missing
+        raise ValueError(f"incomplete spec {spec!r}: {err}") from None
+
+
+def resolve_problems(names: list[str]) -> list[str]:
+    """Expand suite names into instance names; instance names and spec strings pass through."""
+    known = suites()
+    problems = []
+    for name in names:
+        problems.extend(known.get(name, [name]))
+    return problems

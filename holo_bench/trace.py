@@ -1,0 +1,88 @@
+"""The on-disk query log: an append-only file of fixed-size binary records.
+
+One JSON header line describes the records; then each evaluation is one record (call index, its
+batch's size, index in the batch, value, feasible, wall time, the sequence's tokens). Appends are
+whole batches followed by a flush, so a killed process leaves every charged batch on disk; a batch
+cut short by the kill is ignored by readers and dropped on the next append.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "holo-bench-trace"
+VERSION = 1
+
+
+def record_dtype(dim: int, token_dtype: np.dtype) -> np.dtype:
+    """Structured dtype of one query-log record for sequences of ``dim`` tokens."""
+    return np.dtype(
+        [
+            ("call", "<i8"),
+            ("size", "<i8"),
+            ("index", "<i8"),
+            ("value", "<f8"),
+            ("feasible", "?"),
+            ("time", "<f8"),
+            ("sequence", np.dtype(token_dtype).newbyteorder("<"), (dim,)),
+        ]
+    )
+
+
+class TraceWriter:
+    """Appends query-log records to ``path``, creating it (with its header) if needed."""
+
+    def __init__(self, path: str | os.PathLike, dim: int, token_dtype: np.dtype, spec: str):
+        self.path = Path(path)
+        self.dtype = record_dtype(dim, token_dtype)
+        header = {"format": FORMAT, "version": VERSION, "spec": spec, "dim": dim,
+                  "token_dtype": np.dtype(token_dtype).str}
+        if self.path.exists() and self.path.stat().st_size > 0:
+            existing, records = read_trace(self.path)
+            if existing != header:
+                raise ValueError(f"{self.path} holds a trace of {existing}, not of {header}")
+            self._file = open(self.path, "r+b")
+            self._file.truncate(self._header_size(self.path) + records.nbytes)  # drop a torn record
+            self._file.seek(0, os.SEEK_END)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "wb")
+            self._file.write((json.dumps(header, sort_keys=True) + "\n").encode())
+            self._file.flush()
+
+    @staticmethod
+    def _header_size(path: Path) -> int:
+        with open(path, "rb") as file:
+            return len(file.readline())
+
+    def append(self, records: np.ndarray) -> None:
+        """Write a batch of records (of ``self.dtype``) and flush it to the operating system."""
+        self._file.write(records.astype(self.dtype, copy=False).tobytes())
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_trace(path: str | os.PathLike) -> tuple[dict, np.ndarray]:
+    """Read a trace file: its header and its complete records (a structured array)."""
+    with open(path, "rb") as file:
+        line = file.readline()
+        try:
+            header = json.loads(line)
+        except json.JSONDecodeError:
+            header = None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a holo-bench trace (bad header line)")
+        if header.get("version") != VERSION:
+            raise ValueError(f"{path}: unsupported trace version {header.get('version')}")
+        dtype = record_dtype(header["dim"], np.dtype(header["token_dtype"]))
+        body = file.read()
+    records = np.frombuffer(body[: len(body) - len(body) % dtype.itemsize], dtype=dtype)
+    if len(records) and records["index"][-1] != records["size"][-1] - 1:  # a torn last batch
+        records = records[records["call"] != records["call"][-1]]
+    return header, records

@@ -1,0 +1,1 @@
+"""Optimizers behind one ask/tell interface (see ``optimizers.base``)."""

@@ -1,0 +1,79 @@
+"""Named instances, suites, and spec strings."""
+
+import numpy as np
+import pytest
+
+from holo_bench import Ehrlich, RoughMtFuji, make_function
+from holo_bench.cli import main
+from holo_bench.suite import instances, parse_spec, resolve_problems, suites
+
+
+def test_spec_string_builds_the_instance():
+    f = make_function("ehrlich:v=32,L=128,c=4,k=4,q=4,seed=7")
+    assert isinstance(f, Ehrlich)
+    assert (f.num_states, f.dim, f.num_motifs, f.motif_length, f.quantization, f.random_seed) == (
+        32, 128, 4, 4, 4, 7,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(instances()))
+def test_every_named_instance_rebuilds_from_its_own_spec(name):
+    f = make_function(name)
+    g = make_function(f.spec)
+    X = f.initial_solution(5)
+    np.testing.assert_array_equal(f(X), g(X))
+    assert f.spec == instances()[name]["spec"]
+
+
+def test_named_instances_have_the_published_parameters():
+    f2 = make_function("f2")
+    assert (f2.num_states, f2.dim, f2.num_motifs, f2.motif_length, f2.quantization) == (32, 32, 4, 4, 4)
+    assert f2.random_seed == 50494
+    v8 = make_function("ehr_v-08_l-128_m-8_c-8_q-8")
+    assert (v8.num_states, v8.dim, v8.num_motifs, v8.motif_length) == (8, 128, 8, 8)
+    fig5 = make_function("holo_fig5")
+    assert (fig5.num_states, fig5.dim, fig5.num_motifs, fig5.motif_length, fig5.quantization) == (
+        32, 256, 4, 8, 4,
+    )
+    assert fig5.random_seed == 0
+
+
+def test_suites_name_known_instances():
+    known = instances()
+    for members in suites().values():
+        assert all(name in known for name in members)
+    assert len(suites()["bbo"]) == 6
+    assert resolve_problems(["smoke", "f2", "rmf:L=4,seed=1"]) == suites()["smoke"] + ["f2", "rmf:L=4,seed=1"]
+
+
+def test_epistasis_and_rmf_specs():
+    f = make_function("ehrlich:v=8,L=16,c=2,k=4,q=2,eps=0.5,seed=1")
+    assert f.epistasis_factor == 0.5 and "eps=0.5" in f.spec
+    assert isinstance(make_function("rmf:L=12,a=0.5,seed=3"), RoughMtFuji)
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("nope:v=3", "unknown function 'nope'"),
+        ("ehrlich:v=32,L=32,x=1", "bad parameter 'x=1'"),
+        ("ehrlich:v=32,L=abc", "not a number"),
+        ("ehrlich:v=32,L=32", "incomplete spec"),
+        ("ehrlich:v=32,L=8,c=4,k=4,q=4,seed=0", "cannot guarantee"),
+    ],
+)
+def test_bad_specs_are_rejected(spec, message):
+    with pytest.raises(ValueError, match=message):
+        make_function(spec)
+
+
+def test_parse_spec_returns_constructor_arguments():
+    cls, kwargs = parse_spec("ehrlich:v=32,L=32,c=4,k=4,q=4,seed=50494")
+    assert cls is Ehrlich and kwargs["random_seed"] == 50494 and kwargs["num_states"] == 32
+
+
+def test_cli_lists_suites_and_instances(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "ehr_v-32_l-128_m-8_c-8_q-8" in out and "ehrlich:v=32,L=32,c=4,k=4,q=4,seed=50494" in out
+    assert "smoke:" in out
