@@ -26,7 +26,7 @@ def sample_transition_matrix(
     Draws, in order: ``randn(v, v)`` logits (row softmax at ``softmax_temp``), then ``randperm(v)``
     shuffling the rows of a wrapped band mask. Entries outside the shuffled band (plus the diagonal)
     are exactly zero: those transitions are banned. Raises ``ValueError`` when the matrix is not
-    primitive (checked with Wielandt's bound: ``P^((v-1)^2+1)`` must be strictly positive).
+    primitive, i.e. the chain is not ergodic.
     """
     if softmax_temp <= 0:
         raise ValueError(f"softmax_temp must be > 0, got {softmax_temp}")
@@ -37,16 +37,30 @@ def sample_transition_matrix(
     matrix = torch.where(mask, dense, torch.zeros_like(dense))
     matrix = matrix / matrix.sum(dim=-1, keepdim=True)
 
-    # Successive products (not repeated squaring) so float32 rounding matches the reference.
-    power = matrix
-    for _ in range((num_states - 1) ** 2):
-        power = power @ matrix
-    if not torch.all(power > 0):
+    if not is_primitive(matrix.numpy() > 0):
         raise ValueError(
             f"the sampled transition matrix on {num_states} states is not ergodic "
             "(Perron-Frobenius check failed); try another seed or more states"
         )
     return matrix
+
+
+def is_primitive(support: np.ndarray) -> bool:
+    """Whether a nonnegative matrix with boolean ``support`` ``(v, v)`` is primitive.
+
+    Wielandt's bound: it is iff its ``(v-1)^2 + 1``-th power is strictly positive. Computed
+    exactly on the support by repeated squaring, rather than with the reference's float32 powers;
+    the two agree unless float32 underflows, which the stationary distribution rules out here.
+    """
+    v = len(support)
+    exponent = (v - 1) ** 2 + 1
+    power, base = np.eye(v, dtype=bool), support.astype(bool)
+    while exponent:
+        if exponent & 1:
+            power = (power.astype(np.int64) @ base) > 0
+        base = (base.astype(np.int64) @ base) > 0
+        exponent >>= 1
+    return bool(power.all())
 
 
 def stationary_distribution(transition_matrix: torch.Tensor, tolerance: float = 1e-5) -> torch.Tensor:

@@ -1,1 +1,5 @@
-"""Results as data: reading run folders, regret curves and leaderboards (built on the run store)."""
+"""Results as data: reading run folders, regret curves and leaderboards."""
+
+from leaderboard.runs import load_runs
+
+__all__ = ["load_runs"]

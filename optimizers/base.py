@@ -46,6 +46,9 @@ class Optimizer:
         """The values ``(m,)`` of the sequences ``X`` just asked for; ``-inf`` marks infeasible."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the run held (threads, engines); called once the run ends."""
+
     def config(self) -> dict:
         """The optimizer's full configuration, recorded in every run's manifest."""
         return {key: value for key, value in vars(self).items() if not key.startswith("_")}

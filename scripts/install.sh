@@ -3,9 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
 # First: the CPU build of torch, on local disk. A bare `torch` would pull a CUDA build.
 .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -e '.[dev,ray]'
 # The peer we test against; --no-deps keeps numpy 2 (its numpy<2 pin is not needed by its code).
 .venv/bin/pip install -q --no-deps pytorch-holo==0.0.5

@@ -75,3 +75,18 @@ def test_noise_and_negation_follow_holo_conventions():
     values = noisy(np.tile(f.optimal_solution(), (2000, 1)))
     assert abs(values.mean() - 1.0) < 0.01 and abs(values.std() - 0.1) < 0.01
     np.testing.assert_array_equal(noisy.evaluate_true(f.optimal_solution()), [1.0])
+
+
+def test_non_ergodic_instances_are_refused_exactly_when_holo_refuses_them():
+    for seed in range(10):
+        try:
+            HoloEhrlich(2, 8, 1, 2, random_seed=seed)
+            holo_refuses = False
+        except RuntimeError:
+            holo_refuses = True
+        try:
+            Ehrlich(2, 8, 1, 2, random_seed=seed)
+            ours_refuses = False
+        except ValueError:
+            ours_refuses = True
+        assert ours_refuses == holo_refuses, seed

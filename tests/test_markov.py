@@ -7,6 +7,7 @@ import torch
 from holo_bench import Ehrlich
 from holo_bench.markov import (
     banded_mask,
+    is_primitive,
     sample_transition_matrix,
     stationary_distribution,
     transitions_allowed,
@@ -53,3 +54,13 @@ def test_alphabets_of_three_and_five_states_have_no_banned_transitions():
         f = Ehrlich(v, 12, 2, 3, random_seed=1)
         assert f.allowed.all()
         assert f.is_feasible(f.random_solution(200, rng=0)).all()
+
+
+def test_primitivity_matches_the_float_power_check():
+    """Exact boolean check against Wielandt's float64 power, on random sparse supports."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        v = int(rng.integers(2, 7))
+        support = rng.random((v, v)) < rng.uniform(0.2, 0.6)
+        power = np.linalg.matrix_power(support.astype(np.float64), (v - 1) ** 2 + 1)
+        assert is_primitive(support) == bool((power > 0).all())

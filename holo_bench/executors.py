@@ -1,0 +1,149 @@
+"""Running a grid of jobs: in this process, on a local process pool, or on Ray.
+
+Every executor runs the same ``run_job``; results depend only on the job, never on where it ran.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from holo_bench.runner import Job, run_job
+
+_worker_updates = None  # in a pool worker: the queue its progress goes to
+
+
+def _init_worker(updates) -> None:
+    """Pin one thread per worker (the pool already uses every core); keep the progress queue."""
+    global _worker_updates
+    _worker_updates = updates
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _report(*update) -> None:
+    _worker_updates.put(update)
+
+
+def _run_in_worker(job: Job) -> dict:
+    return run_job(job, _report)
+
+
+class _ProgressBar:
+    """One bar over the whole grid: evaluations done (of all budgets), jobs done, best regret."""
+
+    def __init__(self, jobs: list[Job], enabled: bool):
+        from tqdm import tqdm
+
+        self._used: dict[tuple, int] = {}
+        self._regret: dict[tuple, float] = {}
+        self._best: dict[tuple, float] = {}
+        self._done = 0
+        self._jobs = len(jobs)
+        self._bar = tqdm(total=sum(job.budget for job in jobs), unit="eval", disable=not enabled,
+                         dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, label, problem, seed, used, best, regret) -> None:
+        key = (label, problem, seed)
+        self._bar.update(used - self._used.get(key, 0))
+        self._used[key] = used
+        self._regret[key] = regret
+        self._best[key] = best
+        self._bar.set_postfix_str(
+            f"jobs {self._done}/{self._jobs}, best value {max(self._best.values()):.4g}, "
+            f"lowest regret {min(self._regret.values()):.4g}"
+        )
+
+    def job_done(self, manifest: dict) -> None:
+        self._done += 1
+        job = manifest["job"]
+        # A run that ended early (solved, failed, optimizer done) counts its whole budget as done.
+        self.update(manifest["label"], job["problem"], job["seed"], job["budget"],
+                    manifest.get("best_value", float("-inf")), manifest.get("regret", float("inf")))
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def run_grid(jobs: list[Job], executor: str = "local", workers: int | None = None,
+             ray_address: str | None = None, progress: bool = True) -> list[dict]:
+    """Run every job and return their manifests, in the order of ``jobs``.
+
+    ``local`` uses a process pool with ``workers`` processes (default: one per core; one worker
+    runs in this process); ``ray`` connects to ``ray_address`` or starts a local Ray.
+    """
+    if executor not in ("local", "ray"):
+        raise ValueError(f"unknown executor {executor!r}; use 'local' or 'ray'")
+    bar = _ProgressBar(jobs, progress)
+    try:
+        if executor == "ray":
+            return _run_on_ray(jobs, ray_address, workers, bar)
+        workers = min(workers or os.cpu_count() or 1, len(jobs))
+        if workers <= 1:
+            results = []
+            for job in jobs:
+                results.append(run_job(job, bar.update))
+                bar.job_done(results[-1])
+            return results
+        return _run_on_pool(jobs, workers, bar)
+    finally:
+        bar.close()
+
+
+def _run_on_pool(jobs: list[Job], workers: int, bar: _ProgressBar) -> list[dict]:
+    # forkserver: workers fork from a clean server that imported the runner once, which is safe
+    # with torch's thread pools (plain fork is not) and much faster to start than spawn.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["holo_bench.runner", "optimizers.registry"])
+    updates = context.Queue()
+    results: list[dict | None] = [None] * len(jobs)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(updates,)) as pool:
+        futures = {pool.submit(_run_in_worker, job): i for i, job in enumerate(jobs)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(updates, bar)
+            for future in done:
+                results[futures[future]] = future.result()
+                bar.job_done(results[futures[future]])
+    _drain(updates, bar)
+    return results
+
+
+def _drain(updates, bar: _ProgressBar) -> None:
+    while True:
+        try:
+            bar.update(*updates.get_nowait())
+        except queue.Empty:
+            return
+
+
+def _run_on_ray(jobs: list[Job], address: str | None, workers: int | None,
+                bar: _ProgressBar) -> list[dict]:
+    try:
+        import ray
+    except ImportError as err:
+        raise ValueError("--executor ray needs Ray: pip install 'holo-bench[ray]'") from err
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs = {"address": address} if address else {"num_cpus": workers or os.cpu_count()}
+        ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+    try:
+        remote = ray.remote(num_cpus=1)(run_job)
+        refs = [remote.remote(job) for job in jobs]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list[dict | None] = [None] * len(jobs)
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            results[index[done[0]]] = ray.get(done[0])
+            bar.job_done(results[index[done[0]]])
+        return results
+    finally:
+        if started_here:
+            ray.shutdown()

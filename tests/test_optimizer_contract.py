@@ -1,0 +1,71 @@
+"""The contract every registered optimizer must keep, third-party ones included."""
+
+import numpy as np
+import pytest
+
+from holo_bench import make_function
+from optimizers.base import Problem
+from optimizers.registry import available, make_optimizer
+
+# Small settings so each optimizer runs a few rounds quickly; anything unlisted uses defaults.
+SMALL = {"ga": {"num_particles": 32}, "holo-ga": {"num_particles": 32}, "random": {"batch_size": 32}}
+
+
+def problem_of(name="smoke_ehrlich_small", budget=500):
+    f = make_function(name)
+    return f, Problem(f.num_states, f.dim, budget, np.atleast_2d(f.initial_solution()).astype(np.int64))
+
+
+def drive(name, seed, rounds=6, ask_sizes=(500, 7, 500, 1, 500, 500), values_of=None):
+    f, problem = problem_of()
+    optimizer = make_optimizer(name, SMALL.get(name, {}))
+    optimizer.setup(problem, seed)
+    asked = []
+    try:
+        for n in ask_sizes[:rounds]:
+            X = optimizer.ask(n)
+            asked.append(X.copy())
+            values = f(X) if values_of is None else values_of(X)
+            optimizer.tell(X, values)
+    finally:
+        optimizer.close()
+    return problem, asked
+
+
+@pytest.fixture(params=sorted(available()))
+def name(request):
+    return request.param
+
+
+def test_asks_are_integer_arrays_within_bounds_and_never_more_than_asked(name):
+    problem, asked = drive(name, seed=0)
+    for n, X in zip((500, 7, 500, 1, 500, 500), asked):
+        assert isinstance(X, np.ndarray) and X.dtype.kind in "iu"
+        assert X.ndim == 2 and X.shape[1] == problem.dim and len(X) <= n
+        assert X.min() >= 0 and X.max() < problem.num_states
+
+
+def test_deterministic_under_a_seed(name):
+    _, first = drive(name, seed=11)
+    _, again = drive(name, seed=11)
+    _, other = drive(name, seed=12)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_tolerates_every_value_being_infeasible(name):
+    _, asked = drive(name, seed=0, values_of=lambda X: np.full(len(X), -np.inf))
+    assert len(asked) == 6
+
+
+def test_setup_starts_a_fresh_run(name):
+    f, problem = problem_of()
+    optimizer = make_optimizer(name, SMALL.get(name, {}))
+    runs = []
+    for _ in range(2):
+        optimizer.setup(problem, 5)
+        X = optimizer.ask(100)
+        optimizer.tell(X, f(X))
+        runs.append(optimizer.ask(100))
+    optimizer.close()
+    np.testing.assert_array_equal(runs[0], runs[1])
