@@ -32,7 +32,7 @@ def rounds_for(n: int, implementation: str) -> int:
 
 @pytest.mark.parametrize("n", BATCHES)
 @pytest.mark.parametrize("instance", INSTANCES)
-@pytest.mark.parametrize("implementation", ["holo-bench", "holo"])
+@pytest.mark.parametrize("implementation", ["ours", "holo"])
 def test_evaluation_throughput(benchmark, implementation, instance, n):
     params = INSTANCES[instance]
     ours = Ehrlich(*params, random_seed=0)

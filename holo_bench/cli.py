@@ -87,6 +87,64 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if len(failed) else 0
 
 
+def _collect(args: argparse.Namespace) -> int:
+    from leaderboard.store import collect
+
+    report = collect(args.runs, args.db)
+    print(f"{len(report.added)} runs added or updated, {len(report.unchanged)} unchanged, "
+          f"{len(report.skipped)} unfinished skipped, {len(report.rejected)} rejected; store: {args.db}")
+    for folder, reason in report.rejected.items():
+        print(f"REJECTED {folder}: {reason}", file=sys.stderr)
+    return 1 if report.rejected else 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from leaderboard.store import collect
+    from leaderboard.verify import RunRejected, verify_run
+
+    try:
+        manifest = verify_run(args.run_dir).manifest
+    except RunRejected as err:
+        print(f"REJECTED {args.run_dir}: {err}", file=sys.stderr)
+        return 1
+    print(f"accepted: {manifest['label']} on {manifest['problem']['name']} seed {manifest['job']['seed']}, "
+          f"{manifest['evaluations']} evaluations, final regret {manifest['regret']:.6g}")
+    if args.db:
+        collect(args.run_dir, args.db)
+        print(f"added to {args.db}")
+    return 0
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from leaderboard.aggregate import summarize_store
+    from leaderboard.render import render_markdown, write_leaderboard
+
+    summary = summarize_store(args.db)
+    write_leaderboard(summary, html_path=args.html, markdown_path=args.markdown)
+    if not args.html and not args.markdown:
+        print(render_markdown(summary))
+    for path in filter(None, [args.html, args.markdown]):
+        print(f"wrote {path}")
+    return 0
+
+
+def _regress(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from leaderboard.regress import regress
+
+    overrides = _split_params(args.set, sorted({a.partition(".")[0] for a in args.set if "." in a.partition("=")[0]}))
+    with tempfile.TemporaryDirectory() as scratch:
+        passed, lines = regress(args.suite, args.baseline, out=args.out or scratch,
+                                update=args.update_baseline, overrides=overrides,
+                                statistical=args.statistical, alpha=args.alpha, workers=args.workers)
+    for line in lines:
+        print(line if passed else f"REGRESSION {line}")
+    if passed and not args.update_baseline:
+        print(f"suite {args.suite}: no regression against {args.baseline}")
+    return 0 if passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="holo-bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +165,35 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address", help="connect to this Ray cluster (default: start a local one)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
+
+    collect = commands.add_parser("collect", help="verify run folders and index them into the results store")
+    collect.add_argument("runs", help="folder of run folders")
+    collect.add_argument("--db", default="leaderboard.sqlite", help="SQLite store (default leaderboard.sqlite)")
+    collect.set_defaults(func=_collect)
+
+    submit = commands.add_parser("submit", help="verify a run folder made elsewhere (and add it to a store)")
+    submit.add_argument("run_dir")
+    submit.add_argument("--db", help="also add the run to this store")
+    submit.set_defaults(func=_submit)
+
+    board = commands.add_parser("leaderboard", help="write the leaderboard from the results store")
+    board.add_argument("--db", default="leaderboard.sqlite")
+    board.add_argument("--html", help="self-contained HTML page to write, e.g. site/index.html")
+    board.add_argument("--markdown", help="markdown table to write, e.g. site/leaderboard.md")
+    board.set_defaults(func=_leaderboard)
+
+    gate = commands.add_parser("regress", help="rerun a seeded regression suite and compare with its baseline")
+    gate.add_argument("--suite", default="ci")
+    gate.add_argument("--baseline", default="benchmarks/baselines/ci.json")
+    gate.add_argument("--update-baseline", action="store_true", help="accept this run as the new baseline")
+    gate.add_argument("--set", action="append", default=[], metavar="OPTIMIZER.NAME=VALUE",
+                      help="change an optimizer's parameter for this run only (to test a change)")
+    gate.add_argument("--statistical", action="store_true",
+                      help="compare every optimizer with the one-sided test, even deterministic ones")
+    gate.add_argument("--alpha", type=float, default=0.01, help="level of the one-sided test (default 0.01)")
+    gate.add_argument("--out", help="keep the run folders here (default: a temporary folder)")
+    gate.add_argument("--workers", type=int)
+    gate.set_defaults(func=_regress)
     return parser
 
 

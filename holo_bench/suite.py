@@ -32,6 +32,11 @@ def suites() -> dict[str, list[str]]:
     return dict(_catalog()["suites"])
 
 
+def regression_suites() -> dict[str, dict]:
+    """Regression grids: name -> {optimizers, problems, seeds, budget, params}."""
+    return {name: {"params": {}, **grid} for name, grid in _catalog().get("regression", {}).items()}
+
+
 def parse_spec(spec: str) -> tuple[type[TestFunction], dict]:
     """Split a spec string into the function class and its constructor arguments."""
     name, _, params = spec.partition(":")

@@ -68,21 +68,38 @@ class TraceWriter:
         self._file.close()
 
 
-def read_trace(path: str | os.PathLike) -> tuple[dict, np.ndarray]:
-    """Read a trace file: its header and its complete records (a structured array)."""
+class TraceError(ValueError):
+    """A file that is not a well-formed trace; ``row`` is the record concerned, if any."""
+
+    def __init__(self, message: str, row: int | None = None):
+        super().__init__(message)
+        self.row = row
+
+
+def read_trace(path: str | os.PathLike, strict: bool = False) -> tuple[dict, np.ndarray]:
+    """Read a trace file: its header and its records (a structured array).
+
+    A process killed mid-write can leave a cut record or a torn last batch: by default these are
+    dropped, as the oracle does when it resumes; with ``strict`` a cut record raises
+    ``TraceError`` (a torn batch is left for the caller to judge from the records).
+    """
     with open(path, "rb") as file:
         line = file.readline()
         try:
             header = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             header = None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a holo-bench trace (bad header line)")
+            raise TraceError(f"{path} is not a holo-bench trace (bad header line)")
         if header.get("version") != VERSION:
-            raise ValueError(f"{path}: unsupported trace version {header.get('version')}")
+            raise TraceError(f"{path}: unsupported trace version {header.get('version')}")
         dtype = record_dtype(header["dim"], np.dtype(header["token_dtype"]))
         body = file.read()
-    records = np.frombuffer(body[: len(body) - len(body) % dtype.itemsize], dtype=dtype)
-    if len(records) and records["index"][-1] != records["size"][-1] - 1:  # a torn last batch
-        records = records[records["call"] != records["call"][-1]]
+    whole, trailing = divmod(len(body), dtype.itemsize)
+    if trailing and strict:
+        raise TraceError(f"{trailing} trailing bytes after {whole} whole records of "
+                         f"{dtype.itemsize} bytes: the last record is cut short", row=whole)
+    records = np.frombuffer(body[: whole * dtype.itemsize], dtype=dtype)
+    if not strict and len(records) and records["index"][-1] != records["size"][-1] - 1:
+        records = records[records["call"] != records["call"][-1]]  # a torn last batch
     return header, records

@@ -33,6 +33,9 @@ class Optimizer:
     """
 
     name: str = ""
+    # Whether the same seed gives the same results, so regression checks can compare exactly.
+    # Set False for optimizers that are not (e.g. nondeterministic GPU kernels).
+    deterministic: bool = True
 
     def setup(self, problem: Problem, seed: int) -> None:
         """Start a fresh run on ``problem``."""

@@ -1,0 +1,86 @@
+"""From the store to the numbers a leaderboard shows; tables and plots both come from here.
+
+Per (problem, optimizer), over seeds: the final best-so-far regret (median and interquartile
+range), the median evaluations to solve (infinite when the median run did not solve), the
+fraction of seeds solved, and the normalized area under the regret curve on a log axis
+(``AUC = integral of regret d(log10 e) / log10(budget)`` from 1 to the budget: 0 for solving at
+once, 1 for never leaving the start). Curves give the median and quartiles of the regret across
+seeds at each grid point. The fixed-target ECDF (as in COCO) gives, per optimizer and across all
+problems, the fraction of (problem, seed, target) triples whose target value was reached within
+``e`` evaluations.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from leaderboard.store import GRID, read_store
+
+
+@dataclass
+class Summary:
+    table: pd.DataFrame
+    curves: pd.DataFrame
+    ecdf: pd.DataFrame
+    generated: str
+
+
+def _auc(evaluations: np.ndarray, regret: np.ndarray) -> float:
+    """Normalized area under a regret curve against log10(evaluations)."""
+    if len(evaluations) < 2:
+        return float(regret[0]) if len(regret) else float("nan")
+    x = np.log10(evaluations)
+    return float(np.trapezoid(regret, x) / (x[-1] - x[0]))
+
+
+def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame) -> Summary:
+    """Aggregate the store's frames (see ``leaderboard.store.read_store``)."""
+    auc = {
+        key: _auc(group["evaluations"].to_numpy(), group["regret"].to_numpy())
+        for key, group in curves.groupby(["problem", "optimizer", "seed"])
+    }
+    runs = runs.assign(
+        auc=[auc[(p, o, s)] for p, o, s in zip(runs["problem"], runs["optimizer"], runs["seed"])],
+        to_solve=runs["evals_to_solve"].astype(float).fillna(np.inf),
+    )
+    rows = []
+    for (problem, optimizer), group in runs.groupby(["problem", "optimizer"], sort=True):
+        final = group["final_regret"].to_numpy()
+        rows.append({
+            "problem": problem, "optimizer": optimizer, "seeds": len(group),
+            "budget": int(group["budget"].max()),
+            "median_regret": float(np.median(final)),
+            "q25_regret": float(np.percentile(final, 25)), "q75_regret": float(np.percentile(final, 75)),
+            "median_evals_to_solve": float(np.median(group["to_solve"])),
+            "fraction_solved": float(np.isfinite(group["to_solve"]).mean()),
+            "auc": float(group["auc"].mean()),
+        })
+    table = pd.DataFrame(rows, columns=["problem", "optimizer", "seeds", "budget", "median_regret",
+                                        "q25_regret", "q75_regret", "median_evals_to_solve",
+                                        "fraction_solved", "auc"])
+    quantiles = curves.groupby(["problem", "optimizer", "evaluations"])["regret"]
+    curve_table = pd.DataFrame({
+        "median": quantiles.median(), "q25": quantiles.quantile(0.25), "q75": quantiles.quantile(0.75),
+    }).reset_index()
+    return Summary(table=table, curves=curve_table, ecdf=_ecdf(targets), generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+
+
+def _ecdf(targets: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    if len(targets):
+        grid = GRID[GRID <= targets["budget"].max()]
+        for optimizer, group in targets.groupby("optimizer"):
+            hit = group["evaluations"].astype(float).fillna(np.inf).to_numpy()
+            reached = (hit[None, :] <= grid[:, None]).mean(axis=1)
+            rows.extend({"optimizer": optimizer, "evaluations": int(e), "fraction": float(f)}
+                        for e, f in zip(grid, reached))
+    return pd.DataFrame(rows, columns=["optimizer", "evaluations", "fraction"])
+
+
+def summarize_store(db: str | os.PathLike) -> Summary:
+    return summarize(*read_store(db))

@@ -1,0 +1,274 @@
+"""Leaderboard pages: one ``Summary`` rendered as GitHub markdown and as a self-contained HTML file.
+
+Rendering only formats and draws what the summary holds; every number comes from it, so tables
+and plots cannot disagree. Optimizer and problem names are user input and are escaped everywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ("Optimizer", "Seeds", "Median final regret [IQR]", "Median evaluations to solve",
+           "Seeds solved", "AUC")
+NUMERIC = (False, True, True, True, True, True)
+
+# Tableau 10 (matplotlib's default cycle): ten hues that stay distinct as thin lines on white.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+# Characters that change the meaning of inline GitHub markdown, table cells and headings included.
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~$])")
+
+
+def ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """The table in display order: by problem, then median regret and AUC (lower first), name."""
+    return table.sort_values(["problem", "median_regret", "auc", "optimizer"], kind="stable")
+
+
+def table_cells(row: pd.Series) -> tuple[str, ...]:
+    """One row's cells as plain (unescaped) text, in ``COLUMNS`` order, shared by both formats."""
+    evals = row["median_evals_to_solve"]
+    return (
+        str(row["optimizer"]),
+        str(int(row["seeds"])),
+        f"{row['median_regret']:.3f} [{row['q25_regret']:.3f}, {row['q75_regret']:.3f}]",
+        "—" if math.isinf(evals) else f"{evals:,.0f}",
+        f"{round(row['fraction_solved'] * row['seeds'])}/{int(row['seeds'])}",
+        f"{row['auc']:.3f}",
+    )
+
+
+def colors(summary) -> dict[str, str]:
+    """One color per optimizer, the same in every plot: sorted names cycle through ``PALETTE``."""
+    names = sorted(set(summary.table["optimizer"]) | set(summary.curves["optimizer"])
+                   | set(summary.ecdf["optimizer"]))
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Markdown
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` as literal inline markdown: punctuation backslash-escaped, HTML as entities."""
+    text = MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return html.escape(text, quote=False)
+
+
+def render_markdown(summary) -> str:
+    """A heading and a GitHub table per problem, best optimizer first."""
+    lines = ["# Leaderboard", ""]
+    for problem, rows in ranked(summary.table).groupby("problem", sort=True):
+        lines += [f"## {escape_markdown(problem)}", "",
+                  "| " + " | ".join(COLUMNS) + " |",
+                  "|" + "|".join("---:" if numeric else "---" for numeric in NUMERIC) + "|"]
+        for _, row in rows.iterrows():
+            name, *numbers = table_cells(row)
+            lines.append("| " + " | ".join([escape_markdown(name), *numbers]) + " |")
+        lines.append("")
+    lines.append(f"_Generated {escape_markdown(summary.generated)}._")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# SVG plots
+
+
+@dataclass(frozen=True)
+class Series:
+    """One optimizer's curve: y at each evaluation count, and an optional 25-75% band."""
+
+    name: str
+    color: str
+    evaluations: np.ndarray
+    y: np.ndarray
+    q25: np.ndarray | None = None
+    q75: np.ndarray | None = None
+
+
+# Plot geometry in SVG user units: the plot area, its margins, and the legend right of it.
+LEFT, TOP, PLOT_WIDTH, PLOT_HEIGHT, BOTTOM, LEGEND_WIDTH = 64, 14, 540, 266, 50, 206
+LEGEND_CHARS, LEGEND_STEP = 26, 20
+
+
+def decades(evaluations: list[np.ndarray]) -> tuple[int, int]:
+    """The powers of ten bracketing every evaluation count (at least one decade apart)."""
+    values = np.concatenate(evaluations) if evaluations else np.array([1.0])
+    low = math.floor(math.log10(max(values.min(), 1)))
+    return low, max(math.ceil(math.log10(max(values.max(), 1))), low + 1)
+
+
+def points(xs: np.ndarray, ys: np.ndarray, low: int, high: int) -> str:
+    """SVG ``points`` for data on a log10 x axis spanning ``10**low..10**high``, y in [0, 1]."""
+    px = LEFT + (np.log10(np.asarray(xs, float)) - low) / (high - low) * PLOT_WIDTH
+    py = TOP + (1 - np.clip(np.asarray(ys, float), 0, 1)) * PLOT_HEIGHT
+    return " ".join(f"{x:.2f},{y:.2f}" for x, y in zip(px, py))
+
+
+def line_band_plot(series: list[Series], css_class: str, label: str, y_label: str,
+                   data: dict[str, str] | None = None) -> str:
+    """An inline SVG of median lines over translucent bands against oracle evaluations.
+
+    The x axis is log10 with a tick per decade, y is linear from 0 to 1; ``data`` becomes
+    ``data-*`` attributes of the ``<svg>``, whose class is ``css_class``.
+    """
+    low, high = decades([s.evaluations for s in series])
+    bottom, right = TOP + PLOT_HEIGHT, LEFT + PLOT_WIDTH
+    width = right + LEGEND_WIDTH
+    height = max(bottom + BOTTOM, TOP + LEGEND_STEP * len(series))
+    attributes = "".join(f' data-{key}="{html.escape(value)}"'
+                         for key, value in (data or {}).items())
+    parts = [f'<svg class="{css_class}"{attributes} viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-label="{html.escape(label)}">',
+             f"<title>{html.escape(label)}</title>"]
+    for k in range(low, high + 1):
+        x = LEFT + (k - low) / (high - low) * PLOT_WIDTH
+        parts.append(f'<line class="x-tick" data-evaluations="{10 ** k}" x1="{x:.2f}" y1="{TOP}" '
+                     f'x2="{x:.2f}" y2="{bottom + 5}"/><text class="tick-label" x="{x:.2f}" '
+                     f'y="{bottom + 19}" text-anchor="middle">{10 ** k:,}</text>')
+    for fraction in (0, 0.25, 0.5, 0.75, 1):
+        y = TOP + (1 - fraction) * PLOT_HEIGHT
+        parts.append(f'<line class="y-tick" data-value="{fraction}" x1="{LEFT - 5}" y1="{y:.2f}" '
+                     f'x2="{right}" y2="{y:.2f}"/><text class="tick-label" x="{LEFT - 9}" '
+                     f'y="{y + 4:.2f}" text-anchor="end">{fraction:g}</text>')
+    parts.append(f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{PLOT_WIDTH}" '
+                 f'height="{PLOT_HEIGHT}"/><text class="axis-label" x="{LEFT + PLOT_WIDTH / 2}" '
+                 f'y="{bottom + 40}" text-anchor="middle">oracle evaluations</text>'
+                 f'<text class="axis-label" transform="translate(18 {TOP + PLOT_HEIGHT / 2}) '
+                 f'rotate(-90)" text-anchor="middle">{html.escape(y_label)}</text>')
+    for i, s in enumerate(series):
+        name = html.escape(s.name)
+        parts.append(f'<g class="series" data-optimizer="{name}"><title>{name}</title>')
+        if s.q25 is not None and s.q75 is not None:
+            band = points(np.concatenate([s.evaluations, s.evaluations[::-1]]),
+                          np.concatenate([s.q75, s.q25[::-1]]), low, high)
+            parts.append(f'<polygon class="band" points="{band}" fill="{s.color}"/>')
+        line = points(s.evaluations, s.y, low, high)
+        parts.append(f'<polyline class="median" points="{line}" stroke="{s.color}"/></g>')
+        shown = s.name if len(s.name) <= LEGEND_CHARS else s.name[:LEGEND_CHARS - 1] + "…"
+        y = TOP + 8 + LEGEND_STEP * i
+        parts.append(f'<g class="legend-entry" data-optimizer="{name}"><title>{name}</title>'
+                     f'<line x1="{right + 14}" y1="{y}" x2="{right + 36}" y2="{y}" '
+                     f'stroke="{s.color}"/><text x="{right + 42}" y="{y + 4}">'
+                     f"{html.escape(shown)}</text></g>")
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def series_by_optimizer(frame: pd.DataFrame, palette: dict[str, str], y: str,
+                        band: tuple[str, str] | None = None) -> list[Series]:
+    """Per optimizer (sorted), the ``y`` and ``band`` columns of ``frame`` by evaluations."""
+    series = []
+    for name, rows in frame.sort_values("evaluations").groupby("optimizer", sort=True):
+        q25, q75 = (rows[band[0]].to_numpy(), rows[band[1]].to_numpy()) if band else (None, None)
+        series.append(Series(str(name), palette[name], rows["evaluations"].to_numpy(),
+                             rows[y].to_numpy(), q25, q75))
+    return series
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML
+
+STYLE = """
+:root { color-scheme: light; }
+body { margin: 0; background: #f6f7f9; color: #1d2430;
+       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", sans-serif; }
+main { max-width: 900px; margin: 0 auto; padding: 28px 24px 40px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 0 0 12px; overflow-wrap: anywhere; }
+p.lede { margin: 0 0 24px; color: #4a5568; }
+section { background: #fff; border: 1px solid #e1e5eb; border-radius: 8px;
+          padding: 18px 20px; margin-bottom: 22px; }
+table.leaderboard { border-collapse: collapse; width: 100%; margin-bottom: 16px;
+                    font-variant-numeric: tabular-nums; }
+th, td { padding: 6px 10px; border-bottom: 1px solid #e6e9ee; text-align: left; }
+th { font-size: 13px; font-weight: 600; color: #4a5568; border-bottom: 2px solid #cfd6df; }
+td.optimizer { overflow-wrap: anywhere; font-weight: 500; }
+th.num, td.num { text-align: right; white-space: nowrap; }
+tbody tr:first-child td { background: #f1f8f1; }
+svg { display: block; max-width: 100%; height: auto; font-size: 12px; }
+svg .x-tick, svg .y-tick { stroke: #e3e7ec; }
+svg .frame { fill: none; stroke: #9aa5b1; }
+svg .tick-label { fill: #4a5568; }
+svg .axis-label { fill: #1d2430; font-size: 13px; }
+svg .band { fill-opacity: 0.16; stroke: none; }
+svg .median { fill: none; stroke-width: 2; stroke-linejoin: round; }
+svg .legend-entry line { stroke-width: 3; }
+svg .legend-entry text { fill: #1d2430; }
+footer { color: #6b7685; font-size: 13px; }
+"""
+
+
+NUMBER_CLASS = ' class="num"'
+
+
+def html_table(problem: str, rows: pd.DataFrame) -> str:
+    """The leaderboard table of one problem, rows already ranked."""
+    header = "".join(f'<th scope="col"{NUMBER_CLASS if numeric else ""}>{title}</th>'
+                     for title, numeric in zip(COLUMNS, NUMERIC))
+    body = []
+    for _, row in rows.iterrows():
+        name, *numbers = (html.escape(cell) for cell in table_cells(row))
+        body.append(f'<tr data-optimizer="{name}"><td class="optimizer">{name}</td>'
+                    + "".join(f"<td{NUMBER_CLASS}>{cell}</td>" for cell in numbers) + "</tr>")
+    return (f'<table class="leaderboard" data-problem="{html.escape(problem)}">'
+            f"<thead><tr>{header}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>")
+
+
+def render_html(summary) -> str:
+    """One self-contained HTML5 page: per problem a table and regret plot, then the ECDF plot."""
+    palette = colors(summary)
+    sections = []
+    for problem, rows in ranked(summary.table).groupby("problem", sort=True):
+        name = html.escape(str(problem))
+        curves = summary.curves[summary.curves["problem"] == problem]
+        plot = line_band_plot(series_by_optimizer(curves, palette, "median", ("q25", "q75")),
+                              "regret-curve", f"Best-so-far regret on {problem}",
+                              "best-so-far regret", data={"problem": str(problem)})
+        sections.append(f'<section class="problem" data-problem="{name}">\n<h2>{name}</h2>\n'
+                        f"{html_table(str(problem), rows)}\n{plot}\n</section>")
+    ecdf = line_band_plot(series_by_optimizer(summary.ecdf, palette, "fraction"), "ecdf",
+                          "Fixed-target ECDF across problems", "fraction of targets reached")
+    problems = "\n".join(sections)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>holo-bench leaderboard</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<main>
+<h1>holo-bench leaderboard</h1>
+<p class="lede">Regret is the gap to the optimal value after the given number of oracle evaluations
+(0 is solved); lower is better, and so is AUC, the normalized area under the regret curve on a log
+axis. Intervals and bands span the 25th to 75th percentile over seeds.</p>
+{problems}
+<section class="ecdf-section">
+<h2>Fixed-target ECDF across problems</h2>
+{ecdf}
+</section>
+<footer>Generated {html.escape(summary.generated)}.</footer>
+</main>
+</body>
+</html>
+"""
+
+
+def write_leaderboard(summary, html_path: str | os.PathLike | None = None,
+                      markdown_path: str | os.PathLike | None = None) -> None:
+    """Write the HTML and/or markdown leaderboard, creating parent directories."""
+    for path, render in ((html_path, render_html), (markdown_path, render_markdown)):
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(render(summary), encoding="utf-8")

@@ -1,0 +1,257 @@
+"""Leaderboard rendering: ranked tables in markdown and HTML, SVG plots to scale, names escaped."""
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leaderboard.aggregate import Summary
+from leaderboard.render import render_html, render_markdown, write_leaderboard
+
+SCRIPT = "<script>alert(1)</script>"
+PIPE = "a|b"
+GRID = [1, 10, 50, 1000]
+
+# (problem, optimizer, seeds, median, q25, q75, median evals to solve, fraction solved, auc)
+ROWS = [
+    ("tfbind_8", "random", 5, 0.1, 0.0, 0.2, 800.0, 0.4, 0.35),
+    ("tfbind_8", "ga", 5, 0.0, 0.0, 0.0, 120.0, 1.0, 0.10),
+    ("ehrlich-4x4", "random", 5, 0.578, 0.438, 0.578, math.inf, 0.0, 0.70),
+    ("ehrlich-4x4", "ga", 5, 0.25, 0.125, 0.5, 640.0, 0.6, 0.30),
+    ("ehrlich-4x4", PIPE, 5, 0.25, 0.0, 0.5, 300.0, 0.4, 0.20),
+    ("ehrlich-4x4", SCRIPT, 3, 1.0, 1.0, 1.0, math.inf, 0.0, 1.0),
+]
+# ehrlich-4x4 in rank order: the tie at 0.25 goes to the lower AUC.
+EHRLICH_MARKDOWN = [
+    r"| a\|b | 5 | 0.250 [0.000, 0.500] | 300 | 2/5 | 0.200 |",
+    "| ga | 5 | 0.250 [0.125, 0.500] | 640 | 3/5 | 0.300 |",
+    "| random | 5 | 0.578 [0.438, 0.578] | — | 0/5 | 0.700 |",
+    "| &lt;script&gt;alert(1)&lt;/script&gt; | 3 | 1.000 [1.000, 1.000] | — | 0/3 | 1.000 |",
+]
+# ga's regret curve on ehrlich-4x4, whose geometry the plot tests check; it ends at ga's table row.
+GA_MEDIAN = [1.0, 0.5, 0.25, 0.25]
+GA_Q25, GA_Q75 = [0.75, 0.25, 0.125, 0.125], [1.0, 0.75, 0.5, 0.5]
+
+
+def make_summary() -> Summary:
+    """A hand-made summary: two problems, four optimizers, two names that are hostile markup.
+
+    Curves fall from regret 1 to each row's final quartiles, so plots and tables agree.
+    """
+    table = pd.DataFrame(ROWS, columns=["problem", "optimizer", "seeds", "median_regret",
+                                        "q25_regret", "q75_regret", "median_evals_to_solve",
+                                        "fraction_solved", "auc"]).assign(budget=1000)
+    curves = []
+    for problem, optimizer, _, *final, _, _, _ in ROWS:
+        ga = (problem, optimizer) == ("ehrlich-4x4", "ga")
+        median, q25, q75 = (GA_MEDIAN, GA_Q25, GA_Q75) if ga else (
+            np.linspace(1, end, len(GRID)) for end in final)
+        curves.append(pd.DataFrame({"problem": problem, "optimizer": optimizer,
+                                    "evaluations": GRID, "median": median, "q25": q25, "q75": q75}))
+    ecdf = pd.DataFrame([(optimizer, e, f) for optimizer, shift in
+                         (("ga", 0.5), ("random", 0.1), (PIPE, 0.3), (SCRIPT, 0.0))
+                         for e, f in zip(GRID, (0, shift / 2, shift, shift))],
+                        columns=["optimizer", "evaluations", "fraction"])
+    return Summary(table=table, curves=pd.concat(curves, ignore_index=True), ecdf=ecdf,
+                   generated="2024-05-01 12:00:00 UTC")
+
+
+class TreeParser(HTMLParser):
+    """Parses HTML into an ElementTree, failing on any end tag that does not close the open one."""
+
+    VOID = {"meta", "link", "br", "hr", "img", "input", "col", "wbr", "source"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.builder, self.open = ET.TreeBuilder(), []
+
+    def handle_starttag(self, tag, attrs):
+        self.builder.start(tag, {k: v or "" for k, v in attrs})
+        if tag in self.VOID:
+            self.builder.end(tag)
+        else:
+            self.open.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.builder.start(tag, {k: v or "" for k, v in attrs})
+        self.builder.end(tag)
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1] == tag, f"</{tag}> closes <{self.open[-1:]}>"
+        self.builder.end(self.open.pop())
+
+    def handle_data(self, data):
+        self.builder.data(data)
+
+
+def parse(page: str) -> ET.Element:
+    parser = TreeParser()
+    parser.feed(page)
+    parser.close()
+    assert parser.open == []
+    return parser.builder.close()
+
+
+@pytest.fixture(scope="module")
+def markdown():
+    return render_markdown(make_summary())
+
+
+@pytest.fixture(scope="module")
+def page():
+    return render_html(make_summary())
+
+
+@pytest.fixture(scope="module")
+def dom(page):
+    return parse(page)
+
+
+def regret_svg(dom, problem):
+    return dom.find(f".//svg[@class='regret-curve'][@data-problem='{problem}']")
+
+
+def series(svg) -> dict[str, ET.Element]:
+    """The plotted series of an SVG by optimizer name."""
+    return {g.get("data-optimizer"): g for g in svg.iter("g") if g.get("class") == "series"}
+
+
+def coordinates(points: str) -> np.ndarray:
+    return np.array([[float(v) for v in pair.split(",")] for pair in points.split()])
+
+
+def axes(svg):
+    """Pixel positions of the x ticks by evaluations and of the y ticks by value, from the SVG."""
+    x = {int(t.get("data-evaluations")): float(t.get("x1")) for t in svg.iter("line")
+         if t.get("class") == "x-tick"}
+    y = {float(t.get("data-value")): float(t.get("y1")) for t in svg.iter("line")
+         if t.get("class") == "y-tick"}
+    return x, y
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def test_markdown_has_a_heading_and_table_per_problem_in_sorted_order(markdown):
+    assert re.findall(r"^## (.*)$", markdown, re.M) == [r"ehrlich-4x4", r"tfbind\_8"]
+
+
+def test_markdown_rows_are_ranked_by_median_regret_then_auc(markdown):
+    ehrlich = markdown.split("## ")[1].splitlines()
+    assert ehrlich[2].startswith("| Optimizer | Seeds | Median final regret [IQR] |")
+    assert ehrlich[4:8] == EHRLICH_MARKDOWN
+
+
+def test_markdown_escapes_names_so_every_row_keeps_six_cells(markdown):
+    assert "<script>" not in markdown and r"a\|b" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert all(len(re.split(r"(?<!\\)\|", row)) == 8 for row in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML: structure and escaping
+
+
+def test_html_has_one_table_and_one_regret_plot_per_problem_and_one_ecdf(dom):
+    tables = dom.findall(".//table[@class='leaderboard']")
+    assert [t.get("data-problem") for t in tables] == ["ehrlich-4x4", "tfbind_8"]
+    plots = dom.findall(".//svg[@class='regret-curve']")
+    assert [p.get("data-problem") for p in plots] == ["ehrlich-4x4", "tfbind_8"]
+    assert len(dom.findall(".//svg[@class='ecdf']")) == 1
+
+
+def test_html_table_has_the_markdown_rows_with_names_as_plain_text(dom):
+    table = dom.find(".//table[@data-problem='ehrlich-4x4']")
+    cells = [[td.text for td in tr.findall("td")] for tr in table.find("tbody").findall("tr")]
+    assert [row[0] for row in cells] == [PIPE, "ga", "random", SCRIPT]
+    numbers = [[cell.strip() for cell in re.split(r"(?<!\\)\|", row)[2:-1]]
+               for row in EHRLICH_MARKDOWN]
+    assert [row[1:] for row in cells] == numbers
+
+
+def test_html_shows_hostile_names_as_text_in_tables_plots_and_attributes(page, dom):
+    assert "<script" not in page.lower()
+    assert {e.tag for e in dom.iter()} & {"script", "iframe", "object", "embed"} == set()
+    assert SCRIPT in [td.text for td in dom.iter("td")]
+    legends = [g for g in dom.iter("g") if g.get("class") == "legend-entry"]
+    assert SCRIPT in {g.get("data-optimizer") for g in legends}
+    assert SCRIPT in {g.find("title").text for g in legends}
+
+
+def test_html_references_nothing_outside_the_file(page, dom):
+    assert re.search(r"https?://|//[a-z]", page, re.I) is None
+    assert not [e for e in dom.iter() if {"src", "href"} & set(e.attrib)]
+
+
+def test_svg_fragments_are_well_formed_xml(page):
+    fragments = re.findall(r"<svg.*?</svg>", page, re.S)
+    assert len(fragments) == 3
+    for fragment in fragments:
+        assert ET.fromstring(fragment).tag == "svg"
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML: plot geometry, read back from the SVG's own ticks
+
+
+def test_x_ticks_are_evenly_spaced_decades_spanning_the_data(dom):
+    x, _ = axes(regret_svg(dom, "ehrlich-4x4"))
+    assert sorted(x) == [1, 10, 100, 1000]
+    np.testing.assert_allclose(np.diff([x[e] for e in sorted(x)]), x[10] - x[1], atol=0.02)
+
+
+def test_median_line_maps_evaluations_through_log10_and_regret_linearly(dom):
+    svg = regret_svg(dom, "ehrlich-4x4")
+    x, y = axes(svg)
+    ga = series(svg)["ga"]
+    line = coordinates(ga.find("polyline").get("points"))
+    decade = x[100] - x[10]
+    expected_x = [x[1], x[10], x[10] + math.log10(5) * decade, x[1000]]
+    expected_y = [y[1.0], (y[0.0] + y[1.0]) / 2, y[0.25], y[0.25]]  # regret 1, 0.5, 0.25, 0.25
+    np.testing.assert_allclose(line, np.column_stack([expected_x, expected_y]), atol=0.01)
+
+
+def test_band_runs_along_the_75th_percentile_and_back_along_the_25th(dom):
+    svg = regret_svg(dom, "ehrlich-4x4")
+    _, y = axes(svg)
+    ga = series(svg)["ga"]
+    band = coordinates(ga.find("polygon").get("points"))
+    expected = np.interp(GA_Q75 + GA_Q25[::-1], [0, 1], [y[0.0], y[1.0]])  # y is linear
+    np.testing.assert_allclose(band[:, 1], expected, atol=0.01)
+
+
+def test_each_optimizer_keeps_one_color_across_every_plot(dom):
+    strokes = {}
+    for svg in dom.iter("svg"):
+        for name, g in series(svg).items():
+            strokes.setdefault(name, set()).add(g.find("polyline").get("stroke"))
+    assert set(strokes) == {"ga", "random", PIPE, SCRIPT}
+    assert all(len(colors) == 1 for colors in strokes.values())
+    assert len({colors.pop() for colors in strokes.values()}) == 4
+
+
+def test_ecdf_plots_the_fraction_of_targets_reached_per_optimizer(dom):
+    svg = dom.find(".//svg[@class='ecdf']")
+    _, y = axes(svg)
+    ga = series(svg)["ga"]
+    heights = coordinates(ga.find("polyline").get("points"))[:, 1]
+    np.testing.assert_allclose(heights, np.interp([0, 0.25, 0.5, 0.5], [0, 1], [y[0.0], y[1.0]]),
+                               atol=0.01)
+    assert ga.find("polygon") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def test_write_leaderboard_creates_parent_directories(tmp_path):
+    summary = make_summary()
+    html_path, markdown_path = tmp_path / "site" / "index.html", tmp_path / "docs" / "lb.md"
+    write_leaderboard(summary, html_path=html_path, markdown_path=markdown_path)
+    assert html_path.read_text(encoding="utf-8") == render_html(summary)
+    assert markdown_path.read_text(encoding="utf-8") == render_markdown(summary)
