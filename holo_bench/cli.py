@@ -133,7 +133,7 @@ def _regress(args: argparse.Namespace) -> int:
 
     from leaderboard.regress import regress
 
-    overrides = _split_params(args.set, sorted({a.partition(".")[0] for a in args.set if "." in a.partition("=")[0]}))
+    overrides = _split_params(args.set, suite.regression_suites().get(args.suite, {}).get("optimizers", []))
     with tempfile.TemporaryDirectory() as scratch:
         passed, lines = regress(args.suite, args.baseline, out=args.out or scratch,
                                 update=args.update_baseline, overrides=overrides,

@@ -120,6 +120,16 @@ class Oracle:
         values = records["value"].copy()
         return values[0] if single else values
 
+    def skip_replay(self, calls: int) -> None:
+        """Count the first ``calls`` logged calls as served, for an optimizer that restored its
+        own state (which already holds their results) instead of asking them again."""
+        if calls > len(self._replay):
+            raise ReplayMismatch(
+                f"the optimizer resumed after {calls} calls but the log holds {len(self._replay)}"
+            )
+        for _ in range(calls):
+            self._charge(self._replay.pop(0))
+
     def _charge(self, records: np.ndarray) -> None:
         self._records.append(records)
         self.used += len(records)

@@ -152,7 +152,9 @@ def run_job(job: Job, progress: Progress | None = None) -> dict:
         _write_manifest(folder, manifest)
         initial = np.atleast_2d(function.initial_solution()).astype(np.int64)
         problem = Problem(function.num_states, function.dim, job.budget, initial)
+        optimizer.workdir = folder / "optimizer"
         optimizer.setup(problem, job.seed)
+        oracle.skip_replay(optimizer.resumed_calls)
         manifest["stop_reason"] = _loop(job, oracle, optimizer, problem, progress)
         manifest["status"] = "finished"
         if oracle.replaying:

@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from leaderboard.store import GRID, read_store
+
+
+# Per-round diagnostics shown for optimizers that report them (LLOME), median over seeds.
+ROUND_METRICS = ["parse_rate", "feasible_rate", "edit_distance", "diversity", "calibration_spearman",
+                 "best_value"]
 
 
 @dataclass
@@ -28,6 +33,7 @@ class Summary:
     curves: pd.DataFrame
     ecdf: pd.DataFrame
     generated: str
+    rounds: pd.DataFrame = field(default_factory=pd.DataFrame)  # problem, optimizer, round, metrics
 
 
 def _auc(evaluations: np.ndarray, regret: np.ndarray) -> float:
@@ -38,7 +44,8 @@ def _auc(evaluations: np.ndarray, regret: np.ndarray) -> float:
     return float(np.trapezoid(regret, x) / (x[-1] - x[0]))
 
 
-def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame) -> Summary:
+def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
+              rounds: pd.DataFrame | None = None) -> Summary:
     """Aggregate the store's frames (see ``leaderboard.store.read_store``)."""
     auc = {
         key: _auc(group["evaluations"].to_numpy(), group["regret"].to_numpy())
@@ -67,7 +74,19 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame) -
     curve_table = pd.DataFrame({
         "median": quantiles.median(), "q25": quantiles.quantile(0.25), "q75": quantiles.quantile(0.75),
     }).reset_index()
-    return Summary(table=table, curves=curve_table, ecdf=_ecdf(targets), generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    return Summary(table=table, curves=curve_table, ecdf=_ecdf(targets),
+                   generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                   rounds=_rounds(rounds))
+
+
+def _rounds(rounds: pd.DataFrame | None) -> pd.DataFrame:
+    if rounds is None or rounds.empty:
+        return pd.DataFrame(columns=["problem", "optimizer", "round", "seeds", *ROUND_METRICS])
+    present = [m for m in ROUND_METRICS if m in rounds]
+    grouped = rounds.groupby(["problem", "optimizer", "round"])
+    frame = grouped[present].median(numeric_only=False).reset_index()
+    frame.insert(3, "seeds", grouped.size().to_numpy())
+    return frame
 
 
 def _ecdf(targets: pd.DataFrame) -> pd.DataFrame:

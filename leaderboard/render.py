@@ -223,6 +223,35 @@ def html_table(problem: str, rows: pd.DataFrame) -> str:
             f"<thead><tr>{header}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>")
 
 
+ROUND_COLUMNS = {"parse_rate": "parse rate", "feasible_rate": "feasible", "edit_distance": "edit distance",
+                 "diversity": "diversity", "calibration_spearman": "calibration (Spearman)",
+                 "best_value": "best value"}
+
+
+def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
+    """Per-round diagnostics the optimizers reported (LLOME), median over seeds; '' if none."""
+    if rounds is None or rounds.empty:
+        return ""
+    rows = rounds[rounds["problem"] == problem]
+    if rows.empty:
+        return ""
+    columns = [c for c in ROUND_COLUMNS if c in rows]
+    header = "".join(f'<th scope="col"{NUMBER_CLASS}>{ROUND_COLUMNS[c]}</th>' for c in columns)
+    body = []
+    for _, row in rows.iterrows():
+        name = html.escape(str(row["optimizer"]))
+        cells = "".join(f"<td{NUMBER_CLASS}>{'—' if pd.isna(row[c]) else f'{float(row[c]):.3f}'}</td>"
+                        for c in columns)
+        body.append(f'<tr><td class="optimizer">{name}</td><td{NUMBER_CLASS}>{int(row["round"])}</td>'
+                    f"<td{NUMBER_CLASS}>{int(row['seeds'])}</td>{cells}</tr>")
+    return (f'<details class="rounds"><summary>Per-round diagnostics reported by the optimizers '
+            f"(median over seeds; not verified)</summary>"
+            f'<table class="rounds" data-problem="{html.escape(problem)}"><thead><tr>'
+            f'<th scope="col">Optimizer</th><th scope="col"{NUMBER_CLASS}>round</th>'
+            f'<th scope="col"{NUMBER_CLASS}>seeds</th>{header}</tr></thead><tbody>\n'
+            + "\n".join(body) + "\n</tbody></table></details>")
+
+
 def render_html(summary) -> str:
     """One self-contained HTML5 page: per problem a table and regret plot, then the ECDF plot."""
     palette = colors(summary)
@@ -233,8 +262,9 @@ def render_html(summary) -> str:
         plot = line_band_plot(series_by_optimizer(curves, palette, "median", ("q25", "q75")),
                               "regret-curve", f"Best-so-far regret on {problem}",
                               "best-so-far regret", data={"problem": str(problem)})
+        details = rounds_table(str(problem), summary.rounds)
         sections.append(f'<section class="problem" data-problem="{name}">\n<h2>{name}</h2>\n'
-                        f"{html_table(str(problem), rows)}\n{plot}\n</section>")
+                        f"{html_table(str(problem), rows)}\n{plot}\n{details}</section>")
     ecdf = line_band_plot(series_by_optimizer(summary.ecdf, palette, "fraction"), "ecdf",
                           "Fixed-target ECDF across problems", "fraction of targets reached")
     problems = "\n".join(sections)

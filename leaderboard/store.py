@@ -2,7 +2,9 @@
 
 ``collect`` indexes run folders: every run is verified before it enters (see
 ``leaderboard.verify``), then stored with its best-so-far regret on a fixed grid of evaluation
-counts and the evaluations it took to reach each fixed target. Collecting again is idempotent:
+counts and the evaluations it took to reach each fixed target, and the per-round diagnostics an optimizer
+wrote in its ``optimizer/metrics.jsonl`` (LLOME does; these are the optimizer's own reports, shown
+as such, never used for scores). Collecting again is idempotent:
 a run whose trace is unchanged is skipped, a changed one is verified again and replaced.
 """
 
@@ -38,6 +40,10 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS curves (
     run_key TEXT NOT NULL, evaluations INTEGER NOT NULL, regret REAL NOT NULL,
     PRIMARY KEY (run_key, evaluations)
+);
+CREATE TABLE IF NOT EXISTS round_metrics (
+    run_key TEXT NOT NULL, round INTEGER NOT NULL, metrics TEXT NOT NULL,
+    PRIMARY KEY (run_key, round)
 );
 CREATE TABLE IF NOT EXISTS targets (
     run_key TEXT NOT NULL, target REAL NOT NULL, evaluations INTEGER,
@@ -108,7 +114,7 @@ def collect(root: str | os.PathLike, db: str | os.PathLike) -> CollectReport:
 
 
 def _delete(connection: sqlite3.Connection, key: str) -> None:
-    for table in ("runs", "curves", "targets"):
+    for table in ("runs", "curves", "targets", "round_metrics"):
         connection.execute(f"DELETE FROM {table} WHERE run_key = ?", (key,))
 
 
@@ -139,10 +145,15 @@ def _insert(connection: sqlite3.Connection, key: str, folder: Path, digest: str,
     connection.executemany("INSERT INTO curves VALUES (?, ?, ?)",
                            [(key, int(e), float(r)) for e, r in zip(grid, curve)])
     connection.executemany("INSERT INTO targets VALUES (?, ?, ?)", reached)
+    metrics = folder / "optimizer" / "metrics.jsonl"
+    if metrics.exists():
+        rounds = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        connection.executemany("INSERT OR REPLACE INTO round_metrics VALUES (?, ?, ?)",
+                               [(key, int(r["round"]), json.dumps(r)) for r in rounds if "round" in r])
 
 
-def read_store(db: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The store's three tables as frames: runs, curves, targets (each joined to its run)."""
+def read_store(db: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The store's tables as frames: runs, curves, targets, round metrics (joined to their run)."""
     if not Path(db).exists():
         raise FileNotFoundError(f"no results store at {db}; run `holo-bench collect` first")
     with connect(db) as connection:
@@ -157,4 +168,9 @@ def read_store(db: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
             "JOIN runs r USING (run_key)",
             connection,
         )
-    return runs, curves, targets
+        rows = connection.execute(
+            "SELECT r.problem, r.optimizer, r.seed, m.round, m.metrics FROM round_metrics m "
+            "JOIN runs r USING (run_key) ORDER BY r.problem, r.optimizer, r.seed, m.round").fetchall()
+    rounds = pd.DataFrame([{"problem": p, "optimizer": o, "seed": s, "round": n, **json.loads(m)}
+                           for p, o, s, n, m in rows])
+    return runs, curves, targets, rounds

@@ -36,6 +36,12 @@ class Optimizer:
     # Whether the same seed gives the same results, so regression checks can compare exactly.
     # Set False for optimizers that are not (e.g. nondeterministic GPU kernels).
     deterministic: bool = True
+    # Set by the runner before ``setup``: a folder of the run's own for state and diagnostics
+    # (checkpoints, per-round metrics); None outside the runner.
+    workdir = None
+    # Set in ``setup`` by an optimizer that restored its own state from ``workdir``: how many of
+    # the run's oracle calls that state already accounts for (the runner skips replaying them).
+    resumed_calls: int = 0
 
     def setup(self, problem: Problem, seed: int) -> None:
         """Start a fresh run on ``problem``."""

@@ -19,6 +19,9 @@ BUILTINS = {
     "ga": "optimizers.ga:GeneticAlgorithm",
     "random": "optimizers.random_search:RandomSearch",
     "holo-ga": "optimizers.closure:HoloDiscreteEvolution",
+    "llome-marge": "optimizers.llome.optimizer:LlomeMarge",
+    "llome-sft": "optimizers.llome.optimizer:LlomeSft",
+    "llome-dpo": "optimizers.llome.optimizer:LlomeDpo",
 }
 
 

@@ -5,6 +5,6 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 # First: the CPU build of torch, on local disk. A bare `torch` would pull a CUDA build.
 .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e '.[dev,ray]'
+.venv/bin/pip install -q -e '.[dev,ray,llome]'
 # The peer we test against; --no-deps keeps numpy 2 (its numpy<2 pin is not needed by its code).
 .venv/bin/pip install -q --no-deps pytorch-holo==0.0.5

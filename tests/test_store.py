@@ -48,14 +48,14 @@ def test_tampered_run_is_rejected_and_leaves_the_store(runs, tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     report = collect(copy, db)
     assert list(report.rejected.values())[0].startswith("rejected (budget)")
-    runs_table, _, _ = read_store(db)
+    runs_table, _, _, _ = read_store(db)
     assert len(runs_table) == 11
 
 
 def test_curves_and_final_regret_agree_with_load_runs(runs, tmp_path):
     db = tmp_path / "store.sqlite"
     collect(runs, db)
-    runs_table, curves, _ = read_store(db)
+    runs_table, curves, _, _ = read_store(db)
     frame = load_runs(runs)
     for (optimizer, problem, seed), rows in frame.groupby(["optimizer", "problem", "seed"]):
         run = runs_table[(runs_table.optimizer == optimizer) & (runs_table.problem == problem) & (runs_table.seed == seed)]
@@ -74,7 +74,7 @@ def test_summary_table_by_hand(runs, tmp_path):
     db = tmp_path / "store.sqlite"
     collect(runs, db)
     summary = summarize_store(db)
-    runs_table, curves, targets = read_store(db)
+    runs_table, curves, targets, _ = read_store(db)
     row = summary.table[(summary.table.problem == "smoke_ehrlich_small") & (summary.table.optimizer == "ga")].iloc[0]
     final = sorted(runs_table[(runs_table.problem == "smoke_ehrlich_small") & (runs_table.optimizer == "ga")]["final_regret"])
     assert row["seeds"] == 3 and row["median_regret"] == final[1]

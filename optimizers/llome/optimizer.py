@@ -1,0 +1,269 @@
+"""LLOME as an ask/tell optimizer: GA seed data, then rounds of train, generate, select.
+
+Round 0 labels come from a genetic algorithm run through the same oracle budget. Every later
+round trains the language model on edit pairs (worse -> better) of the previous round's labels
+(the first training is always SFT, as published; then the variant's loss: SFT, MargE or DPO
+with the round-start model as reference), refines the best labelled sequences with it, and asks
+the oracle for the selected proposals. With a ``workdir`` (set by the runner) each finished round
+is saved there (model as a Hugging Face directory, labels, random state) with its metrics, and a
+restarted run resumes from the last finished round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from optimizers.base import Optimizer, Problem
+from optimizers.ga import GeneticAlgorithm
+from optimizers.llome import model as lm
+from optimizers.llome.data import edit_pairs, preference_triples
+from optimizers.llome.generate import HFBackend
+from optimizers.llome.propose import refine, select, sequence_key
+from optimizers.llome.train import train_round
+
+STATE = "state.pkl"
+METRICS = "metrics.jsonl"
+
+
+class Llome(Optimizer):
+    """LLOME with a from-scratch Llama LM (head size 32) on CPU or CUDA.
+
+    Defaults follow the published f2 pipeline where they are about the algorithm (GA seed:
+    1000 particles, 10 generations, mutation 0.005, recombination 0.0882, survival 0.1; 2000
+    labels per round; 200 seeds; temperatures 0.6-1.6; top 40% by likelihood; MargE alpha 1,
+    beta 10; DPO beta 0.4) and are scaled for a CPU where they are about compute (a 134k-parameter
+    model, 4 samples per temperature, 4 refinement steps, 20 epochs on the GA data then 1 per
+    round as published, DPO triples capped at 20,000 per round). ``batch_size`` is also MargE's
+    self-normalization batch: ``--set batch_size=1`` reproduces the released configuration, in
+    which the normalized weights are always 1 and MargE is (beta - alpha) times SFT.
+    """
+
+    name = "llome"
+    loss = "marge"
+
+    def __init__(self, labels_per_round: int = 2000, seed_particles: int = 1000, seed_generations: int = 10,
+                 seed_mutation_prob: float = 0.005, seed_recombine_prob: float = 0.0882,
+                 seed_survival_quantile: float = 0.1, hidden_size: int = 64, layers: int = 2,
+                 head_size: int = 32, first_epochs: int = 20, epochs: int = 1, batch_size: int = 32,
+                 lr: float = 1e-3, alpha: float = 1.0, beta: float = 10.0, self_normalize: bool = True,
+                 dpo_beta: float = 0.4, max_triples: int = 20_000, num_seeds: int = 200, steps: int = 4,
+                 temperatures: str = "0.6,0.8,1.0,1.2,1.4,1.6", samples: int = 4,
+                 keep_fraction: float = 0.4, device: str = "cpu"):
+        self.labels_per_round = labels_per_round
+        self.seed_particles = seed_particles
+        self.seed_generations = seed_generations
+        self.seed_mutation_prob = seed_mutation_prob
+        self.seed_recombine_prob = seed_recombine_prob
+        self.seed_survival_quantile = seed_survival_quantile
+        self.hidden_size, self.layers, self.head_size = hidden_size, layers, head_size
+        self.first_epochs, self.epochs, self.batch_size, self.lr = first_epochs, epochs, batch_size, lr
+        self.alpha, self.beta, self.self_normalize, self.dpo_beta = alpha, beta, self_normalize, dpo_beta
+        self.max_triples = max_triples
+        self.num_seeds, self.steps, self.samples = num_seeds, steps, samples
+        self.temperatures = temperatures
+        self.keep_fraction = keep_fraction
+        self.device = device
+        if batch_size < 2 and self_normalize and self.loss == "marge":
+            print("warning: MargE with self-normalized weights on micro-batches of 1 reduces to "
+                  "(beta - alpha) x SFT: the rewards have no effect (the released configuration)")
+
+    # -- ask/tell -------------------------------------------------------------------------------
+
+    def setup(self, problem: Problem, seed: int) -> None:
+        self._problem, self._seed = problem, seed
+        self._codec = lm.Codec(problem.num_states, problem.dim)
+        self._rng = np.random.default_rng(seed)
+        self._round = 0  # trainings done
+        self._calls = 0  # tells received: the oracle calls this state accounts for
+        self._labels: list[tuple[np.ndarray, np.ndarray]] = []  # (X, values) per round
+        self._labelled: set[bytes] = set()
+        self._pending: np.ndarray | None = None  # proposals of this round not asked yet
+        self._asked: dict | None = None
+        self._metrics: dict | None = None
+        self._model = None
+        self._backend = HFBackend(self.device)
+        self._ga = GeneticAlgorithm(self.seed_particles, self.seed_mutation_prob, self.seed_recombine_prob,
+                                    self.seed_survival_quantile)
+        self._ga.setup(problem, seed)
+        self._ga_generations = 0
+        self.resumed_calls = self._restore() if self.workdir else 0
+
+    def ask(self, n: int) -> np.ndarray:
+        if self._ga_generations < self.seed_generations:
+            return self._ga.ask(n)
+        if self._pending is None:
+            self._pending = self._next_round()
+        X = self._pending["sequence"][:n]
+        self._asked = {key: value[:n] for key, value in self._pending.items()}
+        self._pending = None  # unasked proposals of a budget-cut round are dropped
+        return X
+
+    def tell(self, X: np.ndarray, values: np.ndarray) -> None:
+        if len(X) == 0:  # not an oracle call: nothing was evaluated
+            return
+        self._calls += 1
+        X = np.asarray(X, dtype=np.int64)
+        if self._ga_generations < self.seed_generations:
+            self._ga.tell(X, values)
+            self._ga_generations += 1
+            self._add_labels(X, values, new_round=self._ga_generations == 1)
+            if self._ga_generations == self.seed_generations:
+                self._save()
+            return
+        self._add_labels(X, values, new_round=True)
+        self._metrics["feasible_rate"] = float(np.mean(values > -np.inf))
+        self._metrics["calibration_spearman"] = _spearman(self._asked["loglik"], values)
+        self._metrics["best_value"] = float(max(v.max() for _, v in self._labels))
+        self._metrics["round_best_value"] = float(values.max())
+        self._save()
+
+    # -- one round --------------------------------------------------------------------------------
+
+    def _add_labels(self, X, values, new_round: bool) -> None:
+        if new_round or not self._labels:
+            self._labels.append((X, values))
+        else:
+            old_X, old_values = self._labels[-1]
+            self._labels[-1] = (np.concatenate([old_X, X]), np.concatenate([old_values, values]))
+        self._labelled.update(sequence_key(x) for x in X)
+
+    def _next_round(self) -> dict:
+        X, values = self._labels[-1]
+        X, first = np.unique(X, axis=0, return_index=True)
+        values = self._labels[-1][1][first]
+        if self._model is None:
+            self._model = lm.new_model(self._codec, self.hidden_size, self.layers, self.head_size,
+                                       seed=self._seed).to(self.device)
+        loss = "sft" if self._round == 0 else self.loss
+        examples = self._examples(X, values, loss)
+        torch.manual_seed(self._seed * 7919 + self._round)
+        terms = train_round(self._model, self._codec, examples, loss,
+                            epochs=self.first_epochs if self._round == 0 else self.epochs,
+                            batch_size=self.batch_size, lr=self.lr, seed=self._seed * 7919 + self._round,
+                            alpha=self.alpha, beta=self.beta, self_normalize=self.self_normalize,
+                            dpo_beta=self.dpo_beta)
+        self._round += 1
+        self._backend.update(self._model, None)
+        better = examples["chosen"] if loss == "dpo" else examples["target"]
+        better_values = examples["better_value"]
+        if len(better) == 0:  # no improving pair among the labels: refine the best labelled ones
+            better, better_values = X, values
+        order = np.argsort(-better_values, kind="stable")[: self.num_seeds]
+        temperatures = [float(t) for t in str(self.temperatures).split(",") if t.strip()]
+        proposals = refine(self._backend, self._codec, better[order], self.steps, temperatures, self.samples,
+                           seed=self._seed * 7919 + self._round)
+        chosen = select(proposals, self._labelled, self.labels_per_round, self.keep_fraction, self._rng)
+        sent = proposals.sequence[chosen]
+        self._metrics = {
+            "round": self._round, "loss": loss, "pairs": len(better), "generated": len(proposals.valid),
+            "parse_rate": float(proposals.valid.mean()), "selected": len(chosen),
+            "edit_distance": float(np.mean(sent != proposals.prompt[chosen])) if len(chosen) else None,
+            "diversity": _mean_pairwise_hamming(sent, np.random.default_rng(self._round)),
+            **{f"train_{key}": value for key, value in terms.items()},
+        }
+        return {"sequence": sent.astype(np.int64), "loglik": proposals.loglik[chosen]}
+
+    def _examples(self, X, values, loss) -> dict:
+        if loss == "dpo":
+            triples = preference_triples(X, values, self._rng, max_triples=self.max_triples)
+            return {"prompt": X[triples.prompt], "chosen": X[triples.chosen],
+                    "rejected": X[triples.rejected], "better_value": values[triples.chosen]}
+        pairs = edit_pairs(X, values, self._rng)
+        return {"prompt": X[pairs.prompt], "target": X[pairs.target], "reward": pairs.reward,
+                "better_value": values[pairs.target]}
+
+    # -- round checkpoints ------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        """Persist the state after a finished round (atomically: a new folder, then a rename)."""
+        if not self.workdir:
+            return
+        workdir = Path(self.workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        if self._round and self._metrics is not None:
+            with open(workdir / METRICS, "a") as file:
+                file.write(json.dumps({**self._metrics, "calls": self._calls}) + "\n")
+        tmp = workdir / "checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        if self._model is not None:
+            lm.save(self._model, self._codec, tmp / "model")
+        state = {"round": self._round, "calls": self._calls, "labels": self._labels,
+                 "rng": self._rng.bit_generator.state, "ga": self._ga_generations}
+        (tmp / STATE).write_bytes(pickle.dumps(state))
+        final = workdir / "checkpoint"
+        shutil.rmtree(workdir / "checkpoint.old", ignore_errors=True)
+        if final.exists():
+            os.replace(final, workdir / "checkpoint.old")
+        os.replace(tmp, final)
+        shutil.rmtree(workdir / "checkpoint.old", ignore_errors=True)
+        if self._round:
+            lm.save(self._model, self._codec, workdir / f"round-{self._round}")
+
+    def _restore(self) -> int:
+        """Load the last finished round, if any; returns the oracle calls it accounts for."""
+        path = Path(self.workdir) / "checkpoint" / STATE
+        if not path.exists():
+            return 0
+        state = pickle.loads(path.read_bytes())
+        if state["ga"] < self.seed_generations:
+            return 0  # only the seed phase ran: the deterministic GA replays it from the log
+        self._round, self._calls, self._labels = state["round"], state["calls"], state["labels"]
+        self._rng.bit_generator.state = state["rng"]
+        self._ga_generations = state["ga"]
+        for X, _ in self._labels:
+            self._labelled.update(sequence_key(x) for x in X)
+        if self._round:
+            self._model = lm.load(Path(self.workdir) / "checkpoint" / "model", self.device)
+        self._metrics = None
+        # Metrics of rounds after this checkpoint (written before a kill) are dropped.
+        metrics = Path(self.workdir) / METRICS
+        if metrics.exists():
+            kept = [line for line in metrics.read_text().splitlines()
+                    if json.loads(line)["calls"] <= self._calls]
+            metrics.write_text("".join(line + "\n" for line in kept))
+        return self._calls
+
+    def close(self) -> None:
+        self._backend.close()
+
+
+def _spearman(loglik: np.ndarray, values: np.ndarray) -> float | None:
+    """Rank correlation of likelihood and reward over the labelled proposals (calibration)."""
+    values = np.where(np.isfinite(values), values, -1.0)  # infeasible ranks below every feasible
+    if len(values) < 3 or np.ptp(values) == 0 or np.ptp(loglik) == 0:
+        return None
+    return float(spearmanr(loglik, values).statistic)
+
+
+def _mean_pairwise_hamming(X: np.ndarray, rng: np.random.Generator, most: int = 500) -> float | None:
+    """Mean normalized Hamming distance between proposals (diversity), on at most ``most``."""
+    if len(X) < 2:
+        return None
+    if len(X) > most:
+        X = X[rng.choice(len(X), most, replace=False)]
+    distance = (X[:, None, :] != X[None, :, :]).mean(axis=2)
+    return float(distance[np.triu_indices(len(X), 1)].mean())
+
+
+class LlomeMarge(Llome):
+    name = "llome-marge"
+    loss = "marge"
+
+
+class LlomeSft(Llome):
+    name = "llome-sft"
+    loss = "sft"
+
+
+class LlomeDpo(Llome):
+    name = "llome-dpo"
+    loss = "dpo"

@@ -1,0 +1,78 @@
+"""Proposals: iterative refinement from the best labelled sequences, then likelihood selection.
+
+Each seed starts one trajectory per sampling setting (greedy, and every temperature with
+``samples`` draws). At each refinement step the trajectory's input is edited by the model, and
+the next input is the most likely valid output the trajectory has produced so far (likelihood
+under the untempered model, per token): the oracle is not consulted inside this loop. Every
+output is kept; selection then drops the invalid (unparsable, wrong length, out of range),
+duplicate and already-labelled ones, keeps the top fraction by likelihood, and draws the round's
+labels from those uniformly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimizers.llome.data import top_fraction_by_likelihood
+from optimizers.llome.generate import Backend
+from optimizers.llome.model import Codec
+
+
+@dataclass(frozen=True)
+class Proposals:
+    """Every generated output: sequence ``(m, L)``, the input it edited ``(m, L)``, its mean token
+    log-probability under the untempered model ``(m,)``, and whether it parsed ``(m,)``."""
+
+    sequence: np.ndarray
+    prompt: np.ndarray
+    loglik: np.ndarray
+    valid: np.ndarray
+
+
+def refine(backend: Backend, codec: Codec, seeds: np.ndarray, steps: int, temperatures: list[float],
+           samples: int, seed: int) -> Proposals:
+    """Run every trajectory (``len(seeds)`` per sampling setting) for ``steps`` edits."""
+    outputs = []
+    settings = [(0.0, 1)] + [(float(t), samples) for t in temperatures]
+    for job, (temperature, draws) in enumerate(settings):
+        current = np.array(seeds, dtype=np.int64)
+        best = np.full(len(seeds), -np.inf)
+        for step in range(steps):
+            tokens, logprobs = backend.generate(codec.prompts(current), codec.target_length,
+                                                temperature, draws, seed=seed * 1000 + job * 100 + step)
+            sequence, valid = codec.parse(tokens)
+            loglik = logprobs.double().mean(1).numpy()
+            outputs.append((sequence, np.repeat(current, draws, axis=0), loglik, valid))
+            ranked = np.where(valid, loglik, -np.inf).reshape(len(seeds), draws)
+            pick = ranked.argmax(axis=1)
+            better = ranked[np.arange(len(seeds)), pick] > best
+            best[better] = ranked[better, pick[better]]
+            current[better] = sequence.reshape(len(seeds), draws, -1)[better, pick[better]]
+    return Proposals(*(np.concatenate(parts) for parts in zip(*outputs)))
+
+
+def sequence_key(sequence: np.ndarray) -> bytes:
+    """A hashable key of one sequence, for the set of labelled sequences."""
+    return np.asarray(sequence, dtype=np.uint16).tobytes()
+
+
+def select(proposals: Proposals, labelled: set[bytes], count: int, keep_fraction: float,
+           rng: np.random.Generator) -> np.ndarray:
+    """Indices into ``proposals`` of at most ``count`` new, unique, valid, likely outputs."""
+    candidates = np.flatnonzero(proposals.valid)
+    # Most likely copy first, so that dropping duplicates keeps it.
+    candidates = candidates[np.argsort(-proposals.loglik[candidates], kind="stable")]
+    rows = np.ascontiguousarray(proposals.sequence[candidates].astype(np.uint16))
+    _, first = np.unique(rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel(),
+                         return_index=True)
+    candidates = candidates[np.sort(first)]
+    new = np.array([sequence_key(proposals.sequence[i]) not in labelled for i in candidates], dtype=bool)
+    candidates = candidates[new]
+    if len(candidates) == 0:
+        return candidates
+    candidates = candidates[top_fraction_by_likelihood(proposals.loglik[candidates], keep_fraction)]
+    if len(candidates) > count:
+        candidates = np.sort(rng.choice(candidates, size=count, replace=False))
+    return candidates

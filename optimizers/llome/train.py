@@ -1,0 +1,75 @@
+"""One round of training: every variant is a loss over per-example target log-probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from optimizers.llome.losses import dpo_loss, marge_loss, sft_loss
+from optimizers.llome.model import Codec, target_logprobs
+
+
+@torch.no_grad()
+def reference_logprobs(model, prompts: torch.Tensor, targets: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Summed target log-probabilities ``(n,)`` under the round-start model, computed once."""
+    model.eval()
+    return torch.cat([target_logprobs(model, prompts[i : i + batch], targets[i : i + batch]).sum(1).cpu()
+                      for i in range(0, len(prompts), batch)])
+
+
+def train_round(model, codec: Codec, examples: dict[str, np.ndarray], loss: str, *, epochs: int,
+                batch_size: int, lr: float, seed: int, alpha: float = 1.0, beta: float = 10.0,
+                self_normalize: bool = True, dpo_beta: float = 0.4) -> dict:
+    """Train ``model`` in place for ``epochs`` over ``examples``; returns mean loss terms.
+
+    ``examples`` holds ``prompt`` and ``target`` sequences ``(m, L)`` and ``reward`` ``(m,)`` for
+    ``sft``/``marge``, or ``prompt``, ``chosen``, ``rejected`` for ``dpo``. The reference model of
+    MargE and DPO is ``model`` as it is when the round starts, so its log-probabilities are
+    computed once, before the first step. Micro-batches of ``batch_size`` are also MargE's
+    self-normalization batches (the reference's released batch of 1 made the weights trivially 1).
+    """
+    if len(examples["prompt"]) == 0:
+        return {}
+    generator = torch.Generator().manual_seed(seed)
+    prompts = codec.prompts(examples["prompt"])
+    if loss == "dpo":
+        chosen, rejected = codec.targets(examples["chosen"]), codec.targets(examples["rejected"])
+        ref_chosen = reference_logprobs(model, prompts, chosen)
+        ref_rejected = reference_logprobs(model, prompts, rejected)
+    else:
+        targets = codec.targets(examples["target"])
+        reward = torch.as_tensor(examples["reward"], dtype=torch.float32)
+        ref = reference_logprobs(model, prompts, targets) if loss == "marge" else None
+    n = len(prompts)
+    steps = epochs * max(1, -(-n // batch_size))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / steps)
+    model.train()
+    totals: dict[str, float] = {}
+    count = 0
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]
+            if loss == "dpo":
+                logp_c = target_logprobs(model, prompts[index], chosen[index]).sum(1)
+                logp_r = target_logprobs(model, prompts[index], rejected[index]).sum(1)
+                value, terms = dpo_loss(logp_c, logp_r, ref_chosen[index], ref_rejected[index], beta=dpo_beta)
+            else:
+                per_token = target_logprobs(model, prompts[index], targets[index])
+                logp, n_tokens = per_token.sum(1), torch.full((len(index),), float(codec.target_length))
+                if loss == "marge":
+                    value, terms = marge_loss(logp, n_tokens, ref[index], reward[index], alpha=alpha,
+                                              beta=beta, self_normalize=self_normalize)
+                else:
+                    value, terms = sft_loss(logp, n_tokens), {}
+            optimizer.zero_grad()
+            value.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            for key, term in {"loss": value.item(), **terms}.items():
+                totals[key] = totals.get(key, 0.0) + float(term)
+            count += 1
+    model.eval()
+    return {key: total / max(count, 1) for key, total in totals.items()}

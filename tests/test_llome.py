@@ -1,0 +1,155 @@
+"""LLOME end to end on a smoke instance, its pieces, and its round-granularity resumption."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from holo_bench.runner import Job, run_job
+from holo_bench.trace import read_trace
+from optimizers.llome.generate import HFBackend
+from optimizers.llome.model import EOS, RESIDUE_OFFSET, Codec, new_model, target_logprobs
+from optimizers.llome.propose import Proposals, select, sequence_key
+
+PROBLEM = "smoke_ehrlich_small"
+SMALL = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05, labels_per_round=200,
+             num_seeds=20, steps=2, samples=2, first_epochs=30, epochs=3, lr=3e-3)
+SEED_BUDGET = 300  # 3 GA generations of 100
+BUDGET = 700
+
+
+def trace(folder):
+    return read_trace(Path(folder) / "trace.bin")[1]
+
+
+@pytest.fixture(scope="module")
+def marge_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    manifest = run_job(Job("llome-marge", PROBLEM, 0, BUDGET, str(out), params=SMALL))
+    return out / "llome-marge" / PROBLEM / "seed-0", manifest
+
+
+def test_end_to_end_improves_on_its_round_zero_data(marge_run):
+    folder, manifest = marge_run
+    assert manifest["status"] == "finished", manifest["error"]
+    values = trace(folder)["value"]
+    assert len(values) == manifest["evaluations"] <= BUDGET
+    assert values[SEED_BUDGET:].max() > values[:SEED_BUDGET].max()
+
+
+def test_rounds_write_metrics_and_hugging_face_checkpoints(marge_run):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, _ = marge_run
+    rounds = [json.loads(line) for line in (folder / "optimizer" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1)) and len(rounds) >= 2
+    assert rounds[0]["loss"] == "sft" and {r["loss"] for r in rounds[1:]} == {"marge"}
+    for key in ("parse_rate", "feasible_rate", "edit_distance", "diversity", "calibration_spearman",
+                "train_loss", "best_value"):
+        assert key in rounds[-1]
+    assert "train_reverse" in rounds[-1] and "train_forward" in rounds[-1]
+    checkpoint = folder / "optimizer" / "round-1"
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)  # a plain HF directory
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    assert model.config.head_dim == 32 and tokenizer.convert_tokens_to_ids("<eos>") == EOS
+    assert tokenizer("<bos> <inc> 3 7").input_ids == [1, 3, RESIDUE_OFFSET + 3, RESIDUE_OFFSET + 7]
+
+
+def test_killed_run_resumes_from_its_last_round(marge_run, tmp_path):
+    """SIGKILL after two finished rounds; the rerun restores round 2 and ends with the same trace."""
+    folder, _ = marge_run
+    params = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={value}")]
+    command = [sys.executable, "-m", "holo_bench.cli", "run", "--optimizer", "llome-marge", "--problem",
+               PROBLEM, "--seeds", "0", "--budget", str(BUDGET), "--out", str(tmp_path), "--quiet",
+               "--workers", "1", *params]
+    killed = tmp_path / "llome-marge" / PROBLEM / "seed-0"
+    process = subprocess.Popen(command)
+    metrics = killed / "optimizer" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert json.loads((killed / "manifest.json").read_text())["status"] == "running"
+    partial = trace(killed)
+    subprocess.run(command, check=True)
+    resumed, whole = trace(killed), trace(folder)
+    assert np.array_equal(resumed["sequence"], whole["sequence"])
+    assert np.array_equal(resumed["value"], whole["value"])
+    np.testing.assert_array_equal(resumed["time"][: len(partial)], partial["time"])  # kept, not redone
+
+
+@pytest.mark.parametrize("variant", ["llome-sft", "llome-dpo"])
+def test_other_variants_run_end_to_end(tmp_path, variant):
+    manifest = run_job(Job(variant, PROBLEM, 1, SEED_BUDGET + 200, str(tmp_path), params=SMALL))
+    assert manifest["status"] == "finished", manifest["error"]
+    rounds = (tmp_path / variant / PROBLEM / "seed-1" / "optimizer" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(rounds[-1])["loss"] == ("sft" if variant == "llome-sft" or len(rounds) == 1 else "dpo")
+
+
+def test_selection_never_sends_more_than_asked_and_only_new_valid_unique_sequences():
+    rng = np.random.default_rng(0)
+    sequence = rng.integers(0, 4, (500, 6))
+    sequence[100:200] = sequence[:100]  # duplicates
+    proposals = Proposals(sequence, sequence, rng.normal(size=500), rng.random(500) < 0.8)
+    labelled = {sequence_key(x) for x in sequence[:10]}
+    for count in (1, 7, 50, 10_000):
+        chosen = select(proposals, labelled, count, 0.4, np.random.default_rng(1))
+        assert len(chosen) <= count
+        assert proposals.valid[chosen].all()
+        keys = [sequence_key(x) for x in sequence[chosen]]
+        assert len(set(keys)) == len(keys) and not set(keys) & labelled
+    valid_unique = {sequence_key(x) for x, v in zip(sequence, proposals.valid) if v} - labelled
+    assert len(select(proposals, labelled, 10_000, 1.0, rng)) == len(valid_unique)
+
+
+def test_codec_layout_and_parsing():
+    codec = Codec(num_states=4, dim=3)
+    np.testing.assert_array_equal(codec.prompts([[0, 3, 1]]), [[1, 3, 5, 8, 6, 4]])
+    np.testing.assert_array_equal(codec.targets([[2, 2, 0]]), [[7, 7, 5, EOS]])
+    tokens = torch.tensor([[7, 7, 5, EOS], [7, 3, 5, EOS], [7, 7, 5, 6], [8, 8, 8, EOS]])
+    sequence, valid = codec.parse(tokens)
+    np.testing.assert_array_equal(valid, [True, False, False, True])
+    np.testing.assert_array_equal(sequence[[0, 3]], [[2, 2, 0], [3, 3, 3]])
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.5])
+def test_generated_log_probabilities_are_the_untempered_models(temperature):
+    codec = Codec(8, 10)
+    model = new_model(codec, hidden_size=32, layers=1)
+    backend = HFBackend()
+    backend.update(model, None)
+    prompts = codec.prompts(np.random.default_rng(0).integers(0, 8, (5, 10)))
+    tokens, logprobs = backend.generate(prompts, codec.target_length, temperature, 3, seed=4)
+    assert tokens.shape == (15, codec.target_length)
+    with torch.no_grad():
+        expected = target_logprobs(model, prompts.repeat_interleave(3, 0), tokens)
+    torch.testing.assert_close(logprobs, expected, rtol=1e-5, atol=1e-5)
+    again, _ = backend.generate(prompts, codec.target_length, temperature, 3, seed=4)
+    assert torch.equal(tokens, again)
+
+
+def test_round_diagnostics_reach_the_leaderboard(marge_run, tmp_path):
+    from leaderboard.aggregate import summarize_store
+    from leaderboard.render import render_html
+    from leaderboard.store import collect
+
+    folder, _ = marge_run
+    db = tmp_path / "store.sqlite"
+    assert not collect(folder, db).rejected
+    summary = summarize_store(db)
+    rounds = summary.rounds
+    reported = [json.loads(line) for line in (folder / "optimizer" / "metrics.jsonl").read_text().splitlines()]
+    assert list(rounds["round"]) == [r["round"] for r in reported]
+    assert list(rounds["parse_rate"]) == [r["parse_rate"] for r in reported]
+    page = render_html(summary)
+    assert 'class="rounds"' in page and "calibration (Spearman)" in page
