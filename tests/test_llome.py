@@ -15,7 +15,7 @@ import torch
 from holo_bench.runner import Job, run_job
 from holo_bench.trace import read_trace
 from optimizers.llome.generate import HFBackend
-from optimizers.llome.model import EOS, RESIDUE_OFFSET, Codec, new_model, target_logprobs
+from optimizers.llome.model import EOS, RESIDUE_OFFSET, Codec, Tokens, new_model, target_logprobs
 from optimizers.llome.propose import Proposals, select, sequence_key
 
 PROBLEM = "smoke_ehrlich_small"
@@ -114,10 +114,11 @@ def test_selection_never_sends_more_than_asked_and_only_new_valid_unique_sequenc
 
 def test_codec_layout_and_parsing():
     codec = Codec(num_states=4, dim=3)
-    np.testing.assert_array_equal(codec.prompts([[0, 3, 1]]), [[1, 3, 5, 8, 6, 4]])
-    np.testing.assert_array_equal(codec.targets([[2, 2, 0]]), [[7, 7, 5, EOS]])
+    np.testing.assert_array_equal(codec.prompts([[0, 3, 1]]).ids, [[1, 3, 5, 8, 6, 4]])
+    np.testing.assert_array_equal(codec.targets([[2, 2, 0]]).ids, [[7, 7, 5, EOS]])
     tokens = torch.tensor([[7, 7, 5, EOS], [7, 3, 5, EOS], [7, 7, 5, 6], [8, 8, 8, EOS]])
-    sequence, valid = codec.parse(tokens)
+    sequence, valid, length = codec.parse(tokens)
+    assert list(length) == [4] * 4
     np.testing.assert_array_equal(valid, [True, False, False, True])
     np.testing.assert_array_equal(sequence[[0, 3]], [[2, 2, 0], [3, 3, 3]])
 
@@ -132,7 +133,7 @@ def test_generated_log_probabilities_are_the_untempered_models(temperature):
     tokens, logprobs = backend.generate(prompts, codec.target_length, temperature, 3, seed=4)
     assert tokens.shape == (15, codec.target_length)
     with torch.no_grad():
-        expected = target_logprobs(model, prompts.repeat_interleave(3, 0), tokens)
+        expected = target_logprobs(model, prompts.repeat_interleave(3), Tokens(tokens, torch.ones_like(tokens, dtype=torch.bool)))
     torch.testing.assert_close(logprobs, expected, rtol=1e-5, atol=1e-5)
     again, _ = backend.generate(prompts, codec.target_length, temperature, 3, seed=4)
     assert torch.equal(tokens, again)
@@ -153,3 +154,71 @@ def test_round_diagnostics_reach_the_leaderboard(marge_run, tmp_path):
     assert list(rounds["parse_rate"]) == [r["parse_rate"] for r in reported]
     page = render_html(summary)
     assert 'class="rounds"' in page and "calibration (Spearman)" in page
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A tiny GPT-2 with a byte-level BPE tokenizer trained here, saved as a local HF directory:
+    stands in for a checkpoint such as Pythia that a user points LLOME at."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    rng = np.random.default_rng(0)
+    corpus = [f"<inc> {json.dumps(rng.integers(0, 8, 16).tolist())}\n{json.dumps(rng.integers(0, 8, 16).tolist())}"
+              for _ in range(300)]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                                        pad_token="<|endoftext|>")
+    path = tmp_path_factory.mktemp("pretrained")
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=1,
+                               n_head=2)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_text_codec_round_trips_the_papers_format(pretrained):
+    from transformers import AutoTokenizer
+
+    from optimizers.llome.model import TextCodec
+
+    codec = TextCodec(AutoTokenizer.from_pretrained(pretrained), num_states=8, dim=16)
+    X = np.random.default_rng(1).integers(0, 8, (3, 16))
+    prompts = codec.prompts(X)
+    text = codec.tokenizer().decode(prompts.ids[0][prompts.mask[0]].tolist())
+    assert text == f"<inc> {json.dumps(X[0].tolist())}\n"
+    targets = codec.targets(X)
+    tail = codec.tokenizer()(" and more", add_special_tokens=False).input_ids
+    generated = torch.cat([targets.ids, torch.tensor([tail] * 3)], dim=1)  # text after "]" is ignored
+    sequence, valid, length = codec.parse(generated)
+    assert valid.all() and np.array_equal(sequence, X)
+    assert list(length) == targets.mask.sum(1).tolist()
+    bad = codec.targets(np.full((1, 15), 3)).ids  # a list of the wrong length
+    assert not codec.parse(bad)[1].any()
+
+
+def test_padded_log_probabilities_equal_unpadded_ones(pretrained):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from optimizers.llome.model import TextCodec
+
+    codec = TextCodec(AutoTokenizer.from_pretrained(pretrained), num_states=8, dim=16)
+    model = AutoModelForCausalLM.from_pretrained(pretrained).eval()
+    X = np.array([[0] * 16, [7, 6] * 8, [1, 2, 3, 4] * 4])
+    Y = np.array([[5] * 16, [1, 0] * 8, [7] * 16])
+    with torch.no_grad():
+        batched = target_logprobs(model, codec.prompts(X), codec.targets(Y)).sum(1)
+        alone = [target_logprobs(model, codec.prompts(X[i : i + 1]), codec.targets(Y[i : i + 1])).sum()
+                 for i in range(3)]
+    torch.testing.assert_close(batched, torch.stack(alone), rtol=1e-4, atol=1e-4)
+
+
+def test_llome_runs_from_a_local_pretrained_model(pretrained, tmp_path):
+    params = {**SMALL, "model_path": str(pretrained), "first_epochs": 2, "epochs": 1}
+    manifest = run_job(Job("llome-marge", PROBLEM, 0, SEED_BUDGET + 200, str(tmp_path), params=params))
+    assert manifest["status"] == "finished", manifest["error"]
+    folder = tmp_path / "llome-marge" / PROBLEM / "seed-0" / "optimizer"
+    assert (folder / "round-1" / "tokenizer.json").exists()
+    first = json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["generated"] > 0 and 0 <= first["parse_rate"] <= 1

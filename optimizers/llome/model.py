@@ -1,19 +1,45 @@
-"""The language model LLOME trains: a small causal LM built from scratch, one token per residue.
+"""The language model LLOME trains, and codecs between sequences and its tokens.
 
-A sequence edit is one fixed-length token string: the prompt ``<bos> <inc> x_1 .. x_L <sep>``
-and the target ``y_1 .. y_L <eos>``. Fixed lengths mean no padding anywhere, and a proposal is
-valid iff its first ``L`` tokens are residues and the next is ``<eos>``. Each checkpoint is a plain
-Hugging Face directory (config, safetensors weights, tokenizer), which transformers and vLLM open
-without our code. The Llama configuration keeps a head size of 32, which vLLM's kernels support.
+By default a small causal LM is built from scratch with one token per residue (``Codec``): an
+edit is the prompt ``<bos> <inc> x_1 .. x_L <sep>`` and the target ``y_1 .. y_L <eos>``, fixed
+lengths with no padding, and a proposal is valid iff its first ``L`` tokens are residues and the
+next is ``<eos>``. A local pretrained Hugging Face causal LM can be used instead with the paper's
+text format (``TextCodec``): the prompt ``<inc> [4, 23, ..]\n`` and the JSON-list target, cut at
+the first ``]``. Each checkpoint is a plain Hugging Face directory (config, safetensors weights,
+tokenizer), which transformers and vLLM open without our code. The from-scratch Llama keeps a head
+size of 32, which vLLM's kernels support.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Token ids ``(n, T)`` and a mask of the real (non-padding) ones; prompts pad on the left,
+    targets on the right."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+
+    def __getitem__(self, index) -> "Tokens":
+        return Tokens(self.ids[index], self.mask[index])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def repeat_interleave(self, repeats: int) -> "Tokens":
+        return Tokens(self.ids.repeat_interleave(repeats, 0), self.mask.repeat_interleave(repeats, 0))
+
+
+def _unpadded(ids: torch.Tensor) -> Tokens:
+    return Tokens(ids, torch.ones_like(ids, dtype=torch.bool))
 
 CONTROL = ["<pad>", "<bos>", "<eos>", "<inc>", "<sep>"]
 PAD, BOS, EOS, INC, SEP = range(len(CONTROL))
@@ -37,26 +63,29 @@ class Codec:
 
     @property
     def target_length(self) -> int:
+        """Tokens to generate for one proposal."""
         return self.dim + 1
 
-    def prompts(self, X: np.ndarray) -> torch.Tensor:
-        """``(n, L)`` sequences to ``(n, L + 3)`` prompt token ids."""
+    def prompts(self, X: np.ndarray) -> Tokens:
+        """``(n, L)`` sequences to ``(n, L + 3)`` prompt tokens."""
         X = torch.as_tensor(np.asarray(X, dtype=np.int64)) + RESIDUE_OFFSET
         n = len(X)
-        return torch.cat([torch.full((n, 1), BOS), torch.full((n, 1), INC), X, torch.full((n, 1), SEP)], 1)
+        return _unpadded(torch.cat([torch.full((n, 1), BOS), torch.full((n, 1), INC), X,
+                                    torch.full((n, 1), SEP)], 1))
 
-    def targets(self, Y: np.ndarray) -> torch.Tensor:
-        """``(n, L)`` sequences to ``(n, L + 1)`` target token ids (residues then ``<eos>``)."""
+    def targets(self, Y: np.ndarray) -> Tokens:
+        """``(n, L)`` sequences to ``(n, L + 1)`` target tokens (residues then ``<eos>``)."""
         Y = torch.as_tensor(np.asarray(Y, dtype=np.int64)) + RESIDUE_OFFSET
-        return torch.cat([Y, torch.full((len(Y), 1), EOS)], 1)
+        return _unpadded(torch.cat([Y, torch.full((len(Y), 1), EOS)], 1))
 
-    def parse(self, tokens: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Generated target tokens ``(n, L + 1)`` to sequences ``(n, L)`` and a validity mask:
-        valid iff every residue position holds a residue token and the last is ``<eos>``."""
+    def parse(self, tokens: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Generated tokens ``(n, L + 1)`` to sequences ``(n, L)``, a validity mask (every residue
+        position holds a residue token and the last is ``<eos>``), and the number of tokens the
+        proposal spans (all of them)."""
         tokens = tokens.cpu().numpy().astype(np.int64)
         residues = tokens[:, : self.dim] - RESIDUE_OFFSET
         valid = ((residues >= 0) & (residues < self.num_states)).all(axis=1) & (tokens[:, self.dim] == EOS)
-        return np.clip(residues, 0, self.num_states - 1), valid
+        return np.clip(residues, 0, self.num_states - 1), valid, np.full(len(tokens), self.dim + 1)
 
     def tokenizer(self):
         """A word-level Hugging Face tokenizer for this layout, saved beside each checkpoint."""
@@ -68,6 +97,60 @@ class Codec:
         core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<bos>", eos_token="<eos>",
                                        pad_token="<pad>", unk_token="<pad>")
+
+
+class TextCodec:
+    """The paper's text format for a pretrained tokenizer: ``<inc> [x]\n`` -> ``[y]``, no EOS.
+
+    A proposal ends with the first generated token whose text contains ``]``; it is valid iff
+    the text up to that ``]`` is a JSON list of ``dim`` integers in ``[0, num_states)``.
+    """
+
+    def __init__(self, tokenizer, num_states: int, dim: int):
+        self._tokenizer = tokenizer
+        self.num_states, self.dim = num_states, dim
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = 0 if pad is None else pad
+        vocab = len(tokenizer)
+        self._closes = np.array([("]" in tokenizer.decode([i])) for i in range(vocab)])
+        widest = json.dumps([num_states - 1] * dim)
+        self.target_length = len(tokenizer(widest, add_special_tokens=False).input_ids) + 4
+
+    def tokenizer(self):
+        return self._tokenizer
+
+    def _encode(self, texts: list[str], left: bool) -> Tokens:
+        rows = self._tokenizer(texts, add_special_tokens=False).input_ids
+        width = max(len(row) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_id)
+        mask = torch.zeros((len(rows), width), dtype=torch.bool)
+        for i, row in enumerate(rows):
+            span = slice(width - len(row), width) if left else slice(0, len(row))
+            ids[i, span], mask[i, span] = torch.tensor(row), True
+        return Tokens(ids, mask)
+
+    def prompts(self, X: np.ndarray) -> Tokens:
+        return self._encode([f"<inc> {json.dumps(np.asarray(x).tolist())}\n" for x in X], left=True)
+
+    def targets(self, Y: np.ndarray) -> Tokens:
+        return self._encode([json.dumps(np.asarray(y).tolist()) for y in Y], left=False)
+
+    def parse(self, tokens: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        tokens = tokens.cpu().numpy()
+        closes = self._closes[np.clip(tokens, 0, len(self._closes) - 1)]
+        length = np.where(closes.any(axis=1), closes.argmax(axis=1) + 1, tokens.shape[1])
+        sequences = np.zeros((len(tokens), self.dim), dtype=np.int64)
+        valid = np.zeros(len(tokens), dtype=bool)
+        for i, (row, n) in enumerate(zip(tokens, length)):
+            text = self._tokenizer.decode(row[:n].tolist())
+            try:
+                values = json.loads(text[: text.index("]") + 1])
+            except ValueError:
+                continue
+            if (isinstance(values, list) and len(values) == self.dim
+                    and all(isinstance(v, int) and 0 <= v < self.num_states for v in values)):
+                sequences[i], valid[i] = values, True
+        return sequences, valid, length
 
 
 def new_model(codec: Codec, hidden_size: int = 128, layers: int = 4, head_size: int = 32, seed: int = 0):
@@ -89,7 +172,7 @@ def new_model(codec: Codec, hidden_size: int = 128, layers: int = 4, head_size: 
     return model
 
 
-def save(model, codec: Codec, path: str | os.PathLike) -> None:
+def save(model, codec, path: str | os.PathLike) -> None:
     """Write ``model`` and its tokenizer as a plain Hugging Face directory."""
     from transformers.utils import logging
 
@@ -105,8 +188,17 @@ def load(path: str | os.PathLike, device: str = "cpu"):
     return AutoModelForCausalLM.from_pretrained(path).to(device)
 
 
-def target_logprobs(model, prompts: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-token log-probabilities ``(n, T)`` of ``targets`` given ``prompts`` (teacher forcing)."""
-    inputs = torch.cat([prompts, targets[:, :-1]], dim=1).to(model.device)
-    logits = model(input_ids=inputs).logits[:, prompts.shape[1] - 1 :]
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.to(model.device)[..., None])[..., 0]
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that skip left padding."""
+    return (mask.long().cumsum(1) - 1).clamp(min=0)
+
+
+def target_logprobs(model, prompts: Tokens, targets: Tokens) -> torch.Tensor:
+    """Per-token log-probabilities ``(n, T)`` of ``targets`` given ``prompts`` (teacher forcing);
+    0 at target padding, so a row's sum is the target's log-likelihood."""
+    ids = torch.cat([prompts.ids, targets.ids[:, :-1]], dim=1).to(model.device)
+    mask = torch.cat([prompts.mask, targets.mask[:, :-1]], dim=1).to(model.device)
+    logits = model(input_ids=ids, attention_mask=mask.long(), position_ids=positions(mask)).logits
+    logp = torch.log_softmax(logits[:, prompts.ids.shape[1] - 1 :].float(), dim=-1)
+    target = targets.ids.to(model.device)
+    return logp.gather(-1, target[..., None])[..., 0] * targets.mask.to(model.device)

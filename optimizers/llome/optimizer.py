@@ -34,7 +34,8 @@ METRICS = "metrics.jsonl"
 
 
 class Llome(Optimizer):
-    """LLOME with a from-scratch Llama LM (head size 32) on CPU or CUDA.
+    """LLOME with a from-scratch Llama LM (head size 32), or the local pretrained Hugging Face
+    causal LM at ``model_path`` (nothing is downloaded), on CPU or CUDA.
 
     Defaults follow the published f2 pipeline where they are about the algorithm (GA seed:
     1000 particles, 10 generations, mutation 0.005, recombination 0.0882, survival 0.1; 2000
@@ -56,7 +57,7 @@ class Llome(Optimizer):
                  lr: float = 1e-3, alpha: float = 1.0, beta: float = 10.0, self_normalize: bool = True,
                  dpo_beta: float = 0.4, max_triples: int = 20_000, num_seeds: int = 200, steps: int = 4,
                  temperatures: str = "0.6,0.8,1.0,1.2,1.4,1.6", samples: int = 4,
-                 keep_fraction: float = 0.4, device: str = "cpu"):
+                 keep_fraction: float = 0.4, model_path: str | None = None, device: str = "cpu"):
         self.labels_per_round = labels_per_round
         self.seed_particles = seed_particles
         self.seed_generations = seed_generations
@@ -70,6 +71,7 @@ class Llome(Optimizer):
         self.num_seeds, self.steps, self.samples = num_seeds, steps, samples
         self.temperatures = temperatures
         self.keep_fraction = keep_fraction
+        self.model_path = model_path
         self.device = device
         if batch_size < 2 and self_normalize and self.loss == "marge":
             print("warning: MargE with self-normalized weights on micro-batches of 1 reduces to "
@@ -79,7 +81,13 @@ class Llome(Optimizer):
 
     def setup(self, problem: Problem, seed: int) -> None:
         self._problem, self._seed = problem, seed
-        self._codec = lm.Codec(problem.num_states, problem.dim)
+        if self.model_path:  # a local pretrained LM, with the paper's text format
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+            self._codec = lm.TextCodec(tokenizer, problem.num_states, problem.dim)
+        else:
+            self._codec = lm.Codec(problem.num_states, problem.dim)
         self._rng = np.random.default_rng(seed)
         self._round = 0  # trainings done
         self._calls = 0  # tells received: the oracle calls this state accounts for
@@ -104,6 +112,8 @@ class Llome(Optimizer):
         X = self._pending["sequence"][:n]
         self._asked = {key: value[:n] for key, value in self._pending.items()}
         self._pending = None  # unasked proposals of a budget-cut round are dropped
+        if len(X) == 0:  # nothing to propose ends the run: keep this round's model and metrics
+            self._save()
         return X
 
     def tell(self, X: np.ndarray, values: np.ndarray) -> None:
@@ -139,7 +149,9 @@ class Llome(Optimizer):
         X, values = self._labels[-1]
         X, first = np.unique(X, axis=0, return_index=True)
         values = self._labels[-1][1][first]
-        if self._model is None:
+        if self._model is None and self.model_path:
+            self._model = lm.load(self.model_path, self.device)
+        elif self._model is None:
             self._model = lm.new_model(self._codec, self.hidden_size, self.layers, self.head_size,
                                        seed=self._seed).to(self.device)
         loss = "sft" if self._round == 0 else self.loss

@@ -17,7 +17,6 @@ import numpy as np
 
 from optimizers.llome.data import top_fraction_by_likelihood
 from optimizers.llome.generate import Backend
-from optimizers.llome.model import Codec
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class Proposals:
     valid: np.ndarray
 
 
-def refine(backend: Backend, codec: Codec, seeds: np.ndarray, steps: int, temperatures: list[float],
+def refine(backend: Backend, codec, seeds: np.ndarray, steps: int, temperatures: list[float],
            samples: int, seed: int) -> Proposals:
     """Run every trajectory (``len(seeds)`` per sampling setting) for ``steps`` edits."""
     outputs = []
@@ -42,8 +41,9 @@ def refine(backend: Backend, codec: Codec, seeds: np.ndarray, steps: int, temper
         for step in range(steps):
             tokens, logprobs = backend.generate(codec.prompts(current), codec.target_length,
                                                 temperature, draws, seed=seed * 1000 + job * 100 + step)
-            sequence, valid = codec.parse(tokens)
-            loglik = logprobs.double().mean(1).numpy()
+            sequence, valid, length = codec.parse(tokens)
+            spans = np.arange(tokens.shape[1])[None, :] < length[:, None]  # tokens of the proposal
+            loglik = (logprobs.double().numpy() * spans).sum(1) / length
             outputs.append((sequence, np.repeat(current, draws, axis=0), loglik, valid))
             ranked = np.where(valid, loglik, -np.inf).reshape(len(seeds), draws)
             pick = ranked.argmax(axis=1)

@@ -6,18 +6,18 @@ import numpy as np
 import torch
 
 from optimizers.llome.losses import dpo_loss, marge_loss, sft_loss
-from optimizers.llome.model import Codec, target_logprobs
+from optimizers.llome.model import Tokens, target_logprobs
 
 
 @torch.no_grad()
-def reference_logprobs(model, prompts: torch.Tensor, targets: torch.Tensor, batch: int = 512) -> torch.Tensor:
+def reference_logprobs(model, prompts: Tokens, targets: Tokens, batch: int = 512) -> torch.Tensor:
     """Summed target log-probabilities ``(n,)`` under the round-start model, computed once."""
     model.eval()
     return torch.cat([target_logprobs(model, prompts[i : i + batch], targets[i : i + batch]).sum(1).cpu()
                       for i in range(0, len(prompts), batch)])
 
 
-def train_round(model, codec: Codec, examples: dict[str, np.ndarray], loss: str, *, epochs: int,
+def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epochs: int,
                 batch_size: int, lr: float, seed: int, alpha: float = 1.0, beta: float = 10.0,
                 self_normalize: bool = True, dpo_beta: float = 0.4) -> dict:
     """Train ``model`` in place for ``epochs`` over ``examples``; returns mean loss terms.
@@ -57,7 +57,7 @@ def train_round(model, codec: Codec, examples: dict[str, np.ndarray], loss: str,
                 value, terms = dpo_loss(logp_c, logp_r, ref_chosen[index], ref_rejected[index], beta=dpo_beta)
             else:
                 per_token = target_logprobs(model, prompts[index], targets[index])
-                logp, n_tokens = per_token.sum(1), torch.full((len(index),), float(codec.target_length))
+                logp, n_tokens = per_token.sum(1), targets.mask[index].sum(1).float()
                 if loss == "marge":
                     value, terms = marge_loss(logp, n_tokens, ref[index], reward[index], alpha=alpha,
                                               beta=beta, self_normalize=self_normalize)
