@@ -222,3 +222,10 @@ def test_llome_runs_from_a_local_pretrained_model(pretrained, tmp_path):
     assert (folder / "round-1" / "tokenizer.json").exists()
     first = json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])
     assert first["generated"] > 0 and 0 <= first["parse_rate"] <= 1
+
+
+def test_released_batch_of_one_is_available_with_a_warning():
+    from optimizers.llome.optimizer import LlomeMarge
+
+    with pytest.warns(UserWarning, match="rewards have no effect"):
+        assert LlomeMarge(batch_size=1).batch_size == 1

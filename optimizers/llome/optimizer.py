@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +75,8 @@ class Llome(Optimizer):
         self.model_path = model_path
         self.device = device
         if batch_size < 2 and self_normalize and self.loss == "marge":
-            print("warning: MargE with self-normalized weights on micro-batches of 1 reduces to "
-                  "(beta - alpha) x SFT: the rewards have no effect (the released configuration)")
+            warnings.warn("MargE with self-normalized weights on micro-batches of 1 reduces to "
+                          "(beta - alpha) x SFT: the rewards have no effect (the released configuration)")
 
     # -- ask/tell -------------------------------------------------------------------------------
 
