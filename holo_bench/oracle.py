@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from holo_bench.functions.base import TestFunction
+from holo_bench.sequences import token_dtype
 from holo_bench.trace import TraceWriter, read_trace, record_dtype
 
 
@@ -54,8 +55,8 @@ class Oracle:
         self.calls = 0
         self.best_value = -np.inf
         self.best_sequence: np.ndarray | None = None
-        token_dtype = function.check(np.zeros((0, function.dim), dtype=np.int64))[0].dtype
-        self._dtype = record_dtype(function.dim, token_dtype)
+        tokens = token_dtype(function.num_states)
+        self._dtype = record_dtype(function.dim, tokens)
         self._records: list[np.ndarray] = []
         self._replay: list[np.ndarray] = []
         self._writer = None
@@ -66,7 +67,7 @@ class Oracle:
                     raise ValueError(f"{log_path} logs {len(logged)} evaluations, over the budget {budget}")
                 calls = np.unique(logged["call"])
                 self._replay = [logged[logged["call"] == call] for call in calls]
-            self._writer = TraceWriter(log_path, function.dim, token_dtype, function.spec)
+            self._writer = TraceWriter(log_path, function.dim, tokens, function.spec)
 
     @property
     def remaining(self) -> int:

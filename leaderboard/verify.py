@@ -24,6 +24,7 @@ import numpy as np
 
 from holo_bench.functions.base import TestFunction
 from holo_bench.runner import MANIFEST, SCHEMA, TRACE
+from holo_bench.sequences import token_dtype
 from holo_bench.suite import make_function
 from holo_bench.trace import FORMAT, VERSION, TraceError, read_trace
 
@@ -220,9 +221,9 @@ def _check_trace(folder: Path, manifest: dict, function: TestFunction) -> np.nda
     except TraceError as err:
         raise RunRejected("trace", str(err), row=err.row) from None
     # The header the oracle would write for this problem, token dtype included.
-    token_dtype = function.check(np.zeros((0, function.dim), dtype=np.int64))[0].dtype
+    tokens = token_dtype(function.num_states)
     expected = {"format": FORMAT, "version": VERSION, "spec": manifest["problem"]["spec"],
-                "dim": function.dim, "token_dtype": token_dtype.str}
+                "dim": function.dim, "token_dtype": tokens.str}
     if header != expected:
         differ = sorted(k for k in expected.keys() | header.keys() if header.get(k) != expected.get(k))
         raise RunRejected(
