@@ -5,8 +5,8 @@ round trains the language model on edit pairs (worse -> better) of the previous 
 (the first training is always SFT, as published; then the variant's loss: SFT, MargE or DPO
 with the round-start model as reference), refines the best labelled sequences with it, and asks
 the oracle for the selected proposals. With a ``workdir`` (set by the runner) each finished round
-is saved there (model as a Hugging Face directory, labels, random state) with its metrics, and a
-restarted run resumes from the last finished round.
+is saved there (the model as a Hugging Face directory ``round-N``; labels and random state in
+``state.pkl``) with its metrics, and a restarted run resumes from the last finished round.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
 import warnings
 from pathlib import Path
 
@@ -149,7 +148,7 @@ class Llome(Optimizer):
     def _next_round(self) -> dict:
         X, values = self._labels[-1]
         X, first = np.unique(X, axis=0, return_index=True)
-        values = self._labels[-1][1][first]
+        values = values[first]
         if self._model is None and self.model_path:
             self._model = lm.load(self.model_path, self.device)
         elif self._model is None:
@@ -196,7 +195,8 @@ class Llome(Optimizer):
     # -- round checkpoints ------------------------------------------------------------------------
 
     def _save(self) -> None:
-        """Persist the state after a finished round (atomically: a new folder, then a rename)."""
+        """Persist the state after a finished round: the round's model directory first, then the
+        state that refers to it, replaced atomically, so a kill leaves the previous round intact."""
         if not self.workdir:
             return
         workdir = Path(self.workdir)
@@ -204,26 +204,17 @@ class Llome(Optimizer):
         if self._round and self._metrics is not None:
             with open(workdir / METRICS, "a") as file:
                 file.write(json.dumps({**self._metrics, "calls": self._calls}) + "\n")
-        tmp = workdir / "checkpoint.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        if self._model is not None:
-            lm.save(self._model, self._codec, tmp / "model")
-        state = {"round": self._round, "calls": self._calls, "labels": self._labels,
-                 "rng": self._rng.bit_generator.state, "ga": self._ga_generations}
-        (tmp / STATE).write_bytes(pickle.dumps(state))
-        final = workdir / "checkpoint"
-        shutil.rmtree(workdir / "checkpoint.old", ignore_errors=True)
-        if final.exists():
-            os.replace(final, workdir / "checkpoint.old")
-        os.replace(tmp, final)
-        shutil.rmtree(workdir / "checkpoint.old", ignore_errors=True)
         if self._round:
             lm.save(self._model, self._codec, workdir / f"round-{self._round}")
+        state = {"round": self._round, "calls": self._calls, "labels": self._labels,
+                 "rng": self._rng.bit_generator.state, "ga": self._ga_generations}
+        tmp = workdir / (STATE + ".tmp")
+        tmp.write_bytes(pickle.dumps(state))
+        os.replace(tmp, workdir / STATE)
 
     def _restore(self) -> int:
         """Load the last finished round, if any; returns the oracle calls it accounts for."""
-        path = Path(self.workdir) / "checkpoint" / STATE
+        path = Path(self.workdir) / STATE
         if not path.exists():
             return 0
         state = pickle.loads(path.read_bytes())
@@ -235,9 +226,9 @@ class Llome(Optimizer):
         for X, _ in self._labels:
             self._labelled.update(sequence_key(x) for x in X)
         if self._round:
-            self._model = lm.load(Path(self.workdir) / "checkpoint" / "model", self.device)
+            self._model = lm.load(Path(self.workdir) / f"round-{self._round}", self.device)
         self._metrics = None
-        # Metrics of rounds after this checkpoint (written before a kill) are dropped.
+        # Metrics of rounds after this state (written before a kill) are dropped.
         metrics = Path(self.workdir) / METRICS
         if metrics.exists():
             kept = [line for line in metrics.read_text().splitlines()
