@@ -16,6 +16,13 @@ COLUMNS = ["optimizer", "problem", "seed", "status", "evaluation", "call", "inde
            "feasible", "best_so_far", "regret"]
 
 
+def best_so_far(records: np.ndarray, problem: dict) -> tuple[np.ndarray, np.ndarray]:
+    """From trace records and a manifest's problem entry: the best feasible value after each
+    evaluation (``-inf`` before any) and the regret it gives, ``optimal - max(worst, best)``."""
+    best = np.maximum.accumulate(np.where(records["feasible"], records["value"], -np.inf))
+    return best, problem["optimal_value"] - np.maximum(problem["worst_value"], best)
+
+
 def run_folders(root: str | os.PathLike) -> list[Path]:
     """Every folder under ``root`` holding a run manifest, sorted."""
     return sorted(path.parent for path in Path(root).rglob(MANIFEST))
@@ -38,9 +45,8 @@ def load_runs(root: str | os.PathLike, include_unfinished: bool = False) -> pd.D
         if not trace_path.exists():
             continue
         _, records = read_trace(trace_path)
-        value = records["value"]
-        best = np.maximum.accumulate(np.where(records["feasible"], value, -np.inf))
         problem = manifest["problem"]
+        best, regret = best_so_far(records, problem)
         frames.append(pd.DataFrame({
             "optimizer": manifest["label"],
             "problem": problem["name"],
@@ -49,10 +55,10 @@ def load_runs(root: str | os.PathLike, include_unfinished: bool = False) -> pd.D
             "evaluation": np.arange(1, len(records) + 1),
             "call": records["call"],
             "index": records["index"],
-            "value": value,
+            "value": records["value"],
             "feasible": records["feasible"],
             "best_so_far": best,
-            "regret": problem["optimal_value"] - np.maximum(problem["worst_value"], best),
+            "regret": regret,
         }))
     if not frames:
         return pd.DataFrame({column: [] for column in COLUMNS})

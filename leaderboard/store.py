@@ -24,7 +24,7 @@ import pandas as pd
 from holo_bench.functions import Ehrlich
 from holo_bench.runner import MANIFEST, TRACE
 from holo_bench.suite import make_function
-from leaderboard.runs import run_folders
+from leaderboard.runs import best_so_far, run_folders
 from leaderboard.verify import RunRejected, verify_run
 
 # Evaluation counts at which curves are stored: 20 per decade, 1 to 1e8, plus each run's budget.
@@ -121,9 +121,7 @@ def _delete(connection: sqlite3.Connection, key: str) -> None:
 def _insert(connection: sqlite3.Connection, key: str, folder: Path, digest: str, verified: dict) -> None:
     manifest, records = verified.manifest, verified.records
     problem, job = manifest["problem"], manifest["job"]
-    value = np.where(records["feasible"], records["value"], -np.inf)
-    best = np.maximum.accumulate(value) if len(value) else np.empty(0)
-    regret = problem["optimal_value"] - np.maximum(problem["worst_value"], best)
+    best, regret = best_so_far(records, problem)
     solved = np.flatnonzero(regret <= 0)  # before the start value is prepended below
     grid = np.union1d(GRID[GRID <= job["budget"]], [job["budget"]])
     # Regret after e evaluations; a run that stopped early keeps its last regret.
