@@ -37,6 +37,19 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def _set_backend(params: dict[str, dict], backend: str) -> None:
+    """``--backend``: the generation backend of every optimizer in the grid that has one."""
+    import inspect
+
+    from optimizers.registry import optimizer_class
+
+    takes = [name for name in params if "backend" in inspect.signature(optimizer_class(name)).parameters]
+    if not takes:
+        raise ValueError(f"--backend {backend}: none of {', '.join(params)} has a generation backend")
+    for name in takes:
+        params[name]["backend"] = backend
+
+
 def _split_params(assignments: list[str], optimizers: list[str]) -> dict[str, dict]:
     """``--set`` values per optimizer: ``name=value`` for all, ``ga.name=value`` for one."""
     from optimizers.registry import parse_params
@@ -66,6 +79,8 @@ def _run(args: argparse.Namespace) -> int:
     for problem in problems:
         suite.make_function(problem)
     params = _split_params(args.set, optimizers)
+    if args.backend:
+        _set_backend(params, args.backend)
     jobs = [
         Job(optimizer=name, problem=problem, seed=seed, budget=args.budget, out=args.out,
             params=params[name], label=args.label if args.label and len(optimizers) == 1 else "")
@@ -159,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help=f"oracle evaluations per run (default {DEFAULT_BUDGET})")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"folder for run folders (default {DEFAULT_OUT}/)")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="optimizer parameter; OPTIMIZER.NAME=VALUE for one optimizer")
+    run.add_argument("--backend", choices=["hf", "vllm"], help="generation backend of the optimizers that have one (LLOME): transformers or vLLM")
     run.add_argument("--label", help="name the runs of a single optimizer (e.g. a configuration)")
     run.add_argument("--executor", choices=["local", "ray"], default="local")
     run.add_argument("--workers", type=int, help="parallel jobs (default: one per core)")

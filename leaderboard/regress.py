@@ -1,9 +1,9 @@
 """The quality regression gate: rerun a fixed, seeded grid and compare it with a baseline.
 
 Each (optimizer, problem) is compared seed by seed with the committed baseline: exactly when the
-optimizer is deterministic (``Optimizer.deterministic``), which is the default; otherwise (or with
-``statistical=True``) with a one-sided Mann-Whitney U test of "runs are now worse" at level
-``alpha`` (default 0.01). A run's score, lower is better, is its final regret, or for a run that
+configured optimizer is deterministic (``Optimizer.deterministic``), which is the default;
+otherwise (or with ``statistical=True``) with a one-sided Mann-Whitney U test of "runs are now
+worse" at level ``alpha`` (default 0.01). A run's score, lower is better, is its final regret, or for a run that
 solved the problem ``evaluations / budget - 1`` (in [-1, 0): solving sooner is better). Every run
 is verified before its numbers are used.
 """
@@ -21,7 +21,7 @@ from holo_bench.executors import run_grid
 from holo_bench.runner import Job
 from holo_bench.suite import regression_suites
 from leaderboard.verify import verify_run
-from optimizers.registry import optimizer_class
+from optimizers.registry import make_optimizer
 
 ALPHA = 0.01
 
@@ -51,7 +51,7 @@ def run_suite(definition: dict, out: str | os.PathLike, overrides: dict | None =
             raise RuntimeError(f"{job.optimizer} on {job.problem} seed {job.seed} failed: {manifest['error']}")
         verified = verify_run(job.folder).manifest
         entry = results.setdefault(job.optimizer, {}).setdefault(job.problem, {
-            "deterministic": bool(optimizer_class(job.optimizer).deterministic), "regret": [], "evaluations": []})
+            "deterministic": bool(make_optimizer(job.optimizer, job.params).deterministic), "regret": [], "evaluations": []})
         entry["regret"].append(verified["regret"])
         entry["evaluations"].append(verified["evaluations"])
     return results

