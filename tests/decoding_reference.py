@@ -3,6 +3,7 @@ distributions, and the sampling rules of ``optimizers.llome.generate`` computed 
 
 import numpy as np
 import torch
+from scipy.stats import chisquare
 
 from optimizers.llome.generate import Decoding
 from optimizers.llome.model import new_model
@@ -38,3 +39,19 @@ def kept_probabilities(logits: np.ndarray, decoding: Decoding, temperature: floa
     probs = np.zeros(len(logits))
     probs[kept] = np.exp([scaled[i] for i in kept])
     return probs / probs.sum()
+
+
+def assert_first_tokens_follow_the_rules(backend, model, prompts, decoding: Decoding, temperature: float,
+                                         draws: int) -> None:
+    """``draws`` one-token samples per prompt from ``backend`` against the exact distribution the
+    rules make of ``model``'s logits: nothing outside its support, and a chi-square fit."""
+    tokens, _ = backend.generate(prompts, 1, temperature, draws, seed=5)
+    with torch.no_grad():
+        logits = model(input_ids=prompts.ids).logits[:, -1].double().numpy()
+    for b, row in enumerate(logits):
+        expected = kept_probabilities(row, decoding, temperature)
+        counts = np.bincount(tokens[b * draws:(b + 1) * draws, 0].numpy(), minlength=len(row))
+        assert counts[expected == 0].sum() == 0
+        support = expected > 0
+        assert 3 <= support.sum() < len(decoding.allowed), "the test needs several tokens, and a cut"
+        assert chisquare(counts[support], expected[support] * draws).pvalue > 1e-4

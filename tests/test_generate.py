@@ -5,9 +5,8 @@ same rules)."""
 import numpy as np
 import pytest
 import torch
-from scipy.stats import chisquare
 
-from decoding_reference import kept_probabilities, peaked_model
+from decoding_reference import assert_first_tokens_follow_the_rules, kept_probabilities, peaked_model
 from optimizers.llome.generate import Decoding, HFBackend, sampling_logits
 from optimizers.llome.model import EOS, PAD, RESIDUE_OFFSET, Codec, Tokens, target_logprobs
 
@@ -70,17 +69,7 @@ def test_samples_follow_the_rules_distribution():
     backend = HFBackend(decoding)
     backend.update(model)
     prompts = codec.prompts(np.random.default_rng(3).integers(0, 12, (2, 6)))
-    draws = 6000
-    tokens, _ = backend.generate(prompts, 1, 1.3, draws, seed=5)
-    with torch.no_grad():
-        logits = model(input_ids=prompts.ids).logits[:, -1].double().numpy()
-    for b in range(2):
-        expected = kept_probabilities(logits[b], decoding, 1.3)
-        counts = np.bincount(tokens[b * draws:(b + 1) * draws, 0].numpy(), minlength=codec.vocab_size)
-        assert counts[expected == 0].sum() == 0
-        support = expected > 0
-        assert 3 <= support.sum() < len(codec.allowed), "the test needs several tokens, and a cut"
-        assert chisquare(counts[support], expected[support] * draws).pvalue > 1e-4
+    assert_first_tokens_follow_the_rules(backend, model, prompts, decoding, 1.3, draws=6000)
 
 
 def test_codec_decoding_vocabulary():

