@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_pretrained import save_tiny_gpt2
 
 from holo_bench.runner import Job, run_job
 from holo_bench.trace import read_trace
@@ -160,24 +161,7 @@ def test_round_diagnostics_reach_the_leaderboard(marge_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    """A tiny GPT-2 with a byte-level BPE tokenizer trained here, saved as a local HF directory:
-    stands in for a checkpoint such as Pythia that a user points LLOME at."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    rng = np.random.default_rng(0)
-    corpus = [f"<inc> {json.dumps(rng.integers(0, 8, 16).tolist())}\n{json.dumps(rng.integers(0, 8, 16).tolist())}"
-              for _ in range(300)]
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(corpus, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
-                                        pad_token="<|endoftext|>")
-    path = tmp_path_factory.mktemp("pretrained")
-    torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=1,
-                               n_head=2)).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_gpt2(tmp_path_factory.mktemp("pretrained"))
 
 
 def test_text_codec_round_trips_the_papers_format(pretrained):

