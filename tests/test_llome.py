@@ -91,6 +91,36 @@ def test_killed_run_resumes_from_its_last_round(marge_run, tmp_path):
     np.testing.assert_array_equal(resumed["time"][: len(partial)], partial["time"])  # kept, not redone
 
 
+def test_a_resumed_round_asks_its_saved_proposals_without_generating_again(tmp_path, monkeypatch):
+    """Killed after a round's proposals were made (and perhaps sent): the rerun asks exactly
+    them, even where the backend would not repeat itself (vLLM), and counts no call twice."""
+    from holo_bench.suite import make_function
+    from optimizers.base import Problem
+    from optimizers.llome import optimizer as llome
+    from optimizers.llome.optimizer import LlomeMarge
+
+    f = make_function(PROBLEM)
+    problem = Problem(f.num_states, f.dim, BUDGET, np.atleast_2d(f.initial_solution()).astype(np.int64))
+    first = LlomeMarge(**SMALL)
+    first.workdir = tmp_path
+    first.setup(problem, 0)
+    for _ in range(3):  # the GA seed data
+        X = first.ask(100)
+        first.tell(X, f(X))
+    asked = first.ask(200)  # round 1: trained, generated, saved; then the process dies
+    assert len(asked) > 0
+    monkeypatch.setattr(llome, "refine", lambda *args, **kwargs: pytest.fail("generated again"))
+    resumed = LlomeMarge(**SMALL)
+    resumed.workdir = tmp_path
+    resumed.setup(problem, 0)
+    assert resumed.resumed_calls == 3
+    np.testing.assert_array_equal(resumed.ask(200), asked)
+    resumed.tell(asked, f(asked))
+    rounds = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["round"] for line in rounds] == [1]
+    assert json.loads(rounds[0])["calls"] == 4 and "feasible_rate" in json.loads(rounds[0])
+
+
 @pytest.mark.parametrize("variant", ["llome-sft", "llome-dpo"])
 def test_other_variants_run_end_to_end(tmp_path, variant):
     manifest = run_job(Job(variant, PROBLEM, 1, SEED_BUDGET + 200, str(tmp_path), params=SMALL))

@@ -4,9 +4,9 @@ Round 0 labels come from a genetic algorithm run through the same oracle budget.
 round trains the language model on edit pairs (worse -> better) of the previous round's labels
 (the first training is always SFT, as published; then the variant's loss: SFT, MargE or DPO
 with the round-start model as reference), refines the best labelled sequences with it, and asks
-the oracle for the selected proposals. With a ``workdir`` (set by the runner) each finished round
-is saved there (the model as a Hugging Face directory ``round-N``; labels and random state in
-``state.pkl``) with its metrics, and a restarted run resumes from the last finished round.
+the oracle for the selected proposals. With a ``workdir`` (set by the runner) each round is saved
+there (the model as a Hugging Face directory ``round-N``; labels, random state and the round's
+proposals in ``state.pkl``) with its metrics, and a restarted run resumes from the last save.
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ class Llome(Optimizer):
             return self._ga.ask(n)
         if self._pending is None:
             self._pending = self._next_round()
+            self._save()  # with the proposals: a resumed run asks them again, never regenerates them
         X = self._pending["sequence"][:n]
         self._asked = {key: value[:n] for key, value in self._pending.items()}
         self._pending = None  # unasked proposals of a budget-cut round are dropped
@@ -238,23 +239,28 @@ class Llome(Optimizer):
         return folder / f"round-{self._round}"
 
     def _save(self) -> None:
-        """Persist the state after a finished round, replaced atomically, so a kill leaves the
-        previous round intact. It refers to the round's model, saved right after training."""
+        """Persist the state, replaced atomically so that a kill leaves the previous one intact:
+        after a finished round, and once a round's proposals are made (with them, so that a
+        resumed run asks exactly what the killed one may already have sent to the oracle, even
+        with a backend that does not repeat itself bit for bit). It refers to the round's model,
+        saved right after training."""
         if not self.workdir:
             return
         workdir = Path(self.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
-        if self._round and self._metrics is not None:
+        if self._round and self._metrics is not None and self._pending is None:  # a finished round
             with open(workdir / METRICS, "a") as file:
                 file.write(json.dumps({**self._metrics, "calls": self._calls}) + "\n")
         state = {"round": self._round, "calls": self._calls, "labels": self._labels,
-                 "rng": self._rng.bit_generator.state, "ga": self._ga_generations}
+                 "rng": self._rng.bit_generator.state, "ga": self._ga_generations,
+                 "pending": self._pending, "metrics": self._metrics if self._pending is not None else None}
         tmp = workdir / (STATE + ".tmp")
         tmp.write_bytes(pickle.dumps(state))
         os.replace(tmp, workdir / STATE)
 
     def _restore(self) -> int:
-        """Load the last finished round, if any; returns the oracle calls it accounts for."""
+        """Load the last saved state (a finished round, or a round's proposals not yet labelled),
+        if any; returns the oracle calls it accounts for."""
         path = Path(self.workdir) / STATE
         if not path.exists():
             return 0
@@ -268,7 +274,7 @@ class Llome(Optimizer):
             self._labelled.update(sequence_key(x) for x in X)
         if self._round:
             self._model = lm.load(Path(self.workdir) / f"round-{self._round}", self.device)
-        self._metrics = None
+        self._pending, self._metrics = state["pending"], state["metrics"]
         # Metrics of rounds after this state (written before a kill) are dropped.
         metrics = Path(self.workdir) / METRICS
         if metrics.exists():
