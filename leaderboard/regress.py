@@ -3,9 +3,9 @@
 Each (optimizer, problem) is compared seed by seed with the committed baseline: exactly when the
 configured optimizer is deterministic (``Optimizer.deterministic``), which is the default;
 otherwise (or with ``statistical=True``) with a one-sided Mann-Whitney U test of "runs are now
-worse" at level ``alpha`` (default 0.01). A run's score, lower is better, is its final regret, or for a run that
-solved the problem ``evaluations / budget - 1`` (in [-1, 0): solving sooner is better). Every run
-is verified before its numbers are used.
+worse" at level ``alpha`` (default 0.01). A run's score, lower is better, is its final regret, or
+for a run that solved the problem ``evaluations / budget - 1`` (in [-1, 0): solving sooner is
+better). Every run is verified before its numbers are used.
 """
 
 from __future__ import annotations
@@ -50,8 +50,11 @@ def run_suite(definition: dict, out: str | os.PathLike, overrides: dict | None =
         if manifest["status"] != "finished":
             raise RuntimeError(f"{job.optimizer} on {job.problem} seed {job.seed} failed: {manifest['error']}")
         verified = verify_run(job.folder).manifest
-        entry = results.setdefault(job.optimizer, {}).setdefault(job.problem, {
-            "deterministic": bool(make_optimizer(job.optimizer, job.params).deterministic), "regret": [], "evaluations": []})
+        by_problem = results.setdefault(job.optimizer, {})
+        if job.problem not in by_problem:  # the configured optimizer, built once, not per seed
+            deterministic = bool(make_optimizer(job.optimizer, job.params).deterministic)
+            by_problem[job.problem] = {"deterministic": deterministic, "regret": [], "evaluations": []}
+        entry = by_problem[job.problem]
         entry["regret"].append(verified["regret"])
         entry["evaluations"].append(verified["evaluations"])
     return results

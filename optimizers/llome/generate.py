@@ -72,6 +72,13 @@ class Backend:
         """Release the engine."""
 
 
+def through_stop(tokens: torch.Tensor, stop: tuple[int, ...]) -> torch.Tensor:
+    """Which of the generated ``tokens`` ``(n, T)`` a sample wrote: those up to and including its
+    first stop token (all of them if it has none)."""
+    stops = torch.isin(tokens, torch.tensor(stop, dtype=tokens.dtype, device=tokens.device)).long()
+    return (stops.cumsum(1) - stops) == 0
+
+
 def sampling_logits(logits: torch.Tensor, decoding: Decoding, temperature: float) -> torch.Tensor:
     """Steps 1-3 of the module's rules on ``(n, V)`` logits: what is left to sample from
     (-inf elsewhere), tempered. With ``temperature`` 0 only the allowed mask applies."""
@@ -158,12 +165,19 @@ class HFBackend(Backend):
         return tokens.cpu(), logprobs.cpu()
 
 
-def make_backend(name: str, decoding: Decoding, device: str = "cpu", **options) -> Backend:
-    """The backend called ``name`` ("hf" or "vllm"); ``options`` go to the vLLM engine."""
-    if name == "hf":
-        return HFBackend(decoding, device)
-    if name == "vllm":
-        from optimizers.llome.vllm_backend import VLLMBackend
+BACKENDS = ("hf", "vllm")
 
-        return VLLMBackend(decoding, device, **options)
-    raise ValueError(f"unknown generation backend {name!r}; use 'hf' or 'vllm'")
+
+def check_backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown generation backend {name!r}; use one of {', '.join(BACKENDS)}")
+    return name
+
+
+def make_backend(name: str, decoding: Decoding, device: str = "cpu", **options) -> Backend:
+    """The backend called ``name`` (one of ``BACKENDS``); ``options`` go to the vLLM engine."""
+    if check_backend(name) == "hf":
+        return HFBackend(decoding, device)
+    from optimizers.llome.vllm_backend import VLLMBackend
+
+    return VLLMBackend(decoding, device, **options)

@@ -28,7 +28,7 @@ from optimizers.base import Optimizer, Problem
 from optimizers.ga import GeneticAlgorithm
 from optimizers.llome import model as lm
 from optimizers.llome.data import edit_pairs, preference_triples
-from optimizers.llome.generate import Decoding, make_backend
+from optimizers.llome.generate import Decoding, check_backend, make_backend
 from optimizers.llome.propose import refine, select, sequence_key
 from optimizers.llome.train import train_round
 
@@ -82,9 +82,7 @@ class Llome(Optimizer):
         self.top_k, self.top_p = top_k, top_p
         self.model_path = model_path
         self.device = device
-        if backend not in ("hf", "vllm"):
-            raise ValueError(f"unknown generation backend {backend!r}; use 'hf' or 'vllm'")
-        self.backend = backend
+        self.backend = check_backend(backend)  # before any run starts
         self.vllm_gpu_memory = vllm_gpu_memory
         if batch_size < 2 and self_normalize and self.loss == "marge":
             warnings.warn("MargE with self-normalized weights on micro-batches of 1 reduces to "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizers.llome.data import top_fraction_by_likelihood
-from optimizers.llome.generate import Backend
+from optimizers.llome.generate import Backend, through_stop
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,7 @@ def refine(backend: Backend, codec, seeds: np.ndarray, steps: int, temperatures:
             sequence, valid, length = codec.parse(tokens)
             spans = np.arange(tokens.shape[1])[None, :] < length[:, None]  # tokens of the proposal
             loglik = (logprobs.double().numpy() * spans).sum(1) / length
-            stops = np.isin(tokens.numpy(), codec.stop)
-            generated = ((np.cumsum(stops, 1) - stops) == 0).sum(1)
+            generated = through_stop(tokens, codec.stop).sum(1).numpy()
             outputs.append((sequence, np.repeat(current, draws, axis=0), loglik, valid, generated))
             ranked = np.where(valid, loglik, -np.inf).reshape(len(seeds), draws)
             pick = ranked.argmax(axis=1)

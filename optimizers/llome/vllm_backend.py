@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import torch
 
-from optimizers.llome.generate import Backend, Decoding
+from optimizers.llome.generate import Backend, Decoding, through_stop
 from optimizers.llome.model import Tokens, target_logprobs
 
 # Largest per-token difference (nats) between the engine's log-probabilities and the trained
@@ -171,8 +171,7 @@ class VLLMBackend(Backend):
     @torch.no_grad()
     def _serves_model(self, prompt: Tokens, tokens: torch.Tensor, logprobs: torch.Tensor) -> bool:
         """Whether the engine's log-probabilities of one sample are the trained model's."""
-        stops = torch.isin(tokens, torch.tensor(self.decoding.stop, dtype=torch.long))
-        real = (stops.long().cumsum(1) - stops.long()) == 0  # up to and including the first stop
+        real = through_stop(tokens, self.decoding.stop)
         training = self._model.training
         self._model.eval()
         expected = target_logprobs(self._model, prompt, Tokens(tokens, real)).cpu()
