@@ -249,9 +249,15 @@ def test_malformed_manifest_is_rejected(copy, edit):
 
 # -- problem -------------------------------------------------------------------------------------
 
-def test_spec_of_another_seed_is_rejected(copy):
-    folder = copy("ga")
-    edit_manifest(folder, lambda m: m["problem"].update(spec="ehrlich:v=8,L=16,c=2,k=4,q=4,seed=2"))
+@pytest.mark.parametrize("run,edit", [
+    ("ga", lambda m: m["problem"].update(spec="ehrlich:v=8,L=16,c=2,k=4,q=4,seed=2")),
+    ("rmf", lambda m: m["problem"].update(worst_value=-4.0)),
+    ("ga", lambda m: m["job"].update(problem="smoke_ehrlich_tiny")),
+    ("ga", lambda m: m["problem"].update(spec="sphere:L=16")),
+], ids=["spec-of-another-seed", "worst-value", "job-of-another-problem", "unknown-function"])
+def test_manifest_of_another_problem_is_rejected(copy, run, edit):
+    folder = copy(run)
+    edit_manifest(folder, edit)
     rejected(folder, "problem")
 
 
@@ -259,24 +265,6 @@ def test_changed_optimal_value_is_rejected(copy):
     folder = copy("ga")
     edit_manifest(folder, lambda m: m["problem"].update(optimal_value=0.75))
     assert "problem.optimal_value 0.75" in str(rejected(folder, "problem"))
-
-
-def test_changed_worst_value_is_rejected(copy):
-    folder = copy("rmf")
-    edit_manifest(folder, lambda m: m["problem"].update(worst_value=-4.0))
-    rejected(folder, "problem")
-
-
-def test_job_of_another_problem_is_rejected(copy):
-    folder = copy("ga")
-    edit_manifest(folder, lambda m: m["job"].update(problem="smoke_ehrlich_tiny"))
-    rejected(folder, "problem")
-
-
-def test_unknown_function_is_rejected(copy):
-    folder = copy("ga")
-    edit_manifest(folder, lambda m: m["problem"].update(spec="sphere:L=16"))
-    rejected(folder, "problem")
 
 
 # -- trace ---------------------------------------------------------------------------------------
