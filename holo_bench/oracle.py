@@ -1,8 +1,17 @@
 """The oracle: the only door to a test function during a benchmark.
 
-It validates every batch, charges every sequence against a budget (duplicates and infeasible ones
-included), logs every query, and tracks the best value and the regret. Nothing is charged for a
-batch it refuses.
+It validates every batch, charges queries against a budget under an explicit counting rule, logs
+every query (charged or not), and tracks the best value and the regret. Nothing is charged or
+logged for a batch it refuses.
+
+Counting rules (``count``):
+
+- ``"distinct"`` (the default on noise-free functions): a sequence already evaluated in this run,
+  earlier or earlier in the same batch, is answered with its logged value at no charge. Budgets
+  then count distinct sequences, so an optimizer is neither punished nor rewarded for
+  re-asking what it knows.
+- ``"all"``: every query is charged, repeats included, as holo's reference GA assumes. Required
+  when observations are noisy, where a repeat is a new measurement.
 """
 
 from __future__ import annotations
@@ -13,8 +22,35 @@ import time
 import numpy as np
 
 from holo_bench.functions.base import TestFunction
+from holo_bench.measures import regret
 from holo_bench.sequences import token_dtype
-from holo_bench.trace import TraceWriter, read_trace, record_dtype
+from holo_bench.trace import TraceWriter, read_trace, record_dtype, trace_header
+
+COUNT_RULES = ("distinct", "all")
+
+
+def default_count(function: TestFunction) -> str:
+    """The counting rule a run of ``function`` gets unless told: ``all`` if noisy, else ``distinct``."""
+    return "all" if function.noise_std > 0 else "distinct"
+
+
+def check_count(count: str, function: TestFunction) -> str:
+    """Validate a counting rule for ``function``; returns it."""
+    if count not in COUNT_RULES:
+        raise ValueError(f"count must be one of {', '.join(COUNT_RULES)}, got {count!r}")
+    if count == "distinct" and function.noise_std > 0:
+        raise ValueError(f"count 'distinct' on a noisy function (noise_std={function.noise_std}): "
+                         "a repeat is a new observation there; use count 'all'")
+    return count
+
+
+def first_occurrences(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows of ``X`` ``(n, dim)``: whether each is the first of its kind, and for each row the
+    index of its first occurrence."""
+    rows = np.ascontiguousarray(X).view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    source = first[inverse.ravel()]
+    return source == np.arange(len(X)), source
 
 
 class BudgetExhausted(RuntimeError):
@@ -30,17 +66,20 @@ class Oracle:
 
     Args:
         function: a noise-free, maximized ``TestFunction``.
-        budget: the number of sequence evaluations allowed, ``> 0``.
+        budget: the number of charged evaluations allowed, ``> 0``.
+        count: the rule for repeated queries, ``"distinct"`` or ``"all"`` (see above); ``None``
+            takes ``default_count(function)``.
         log_path: optional query-log file, written through batch by batch. If it already holds
             records, the oracle resumes: the calls it recorded are served again from the log, in
             order and without charging twice, to an optimizer that asks for them again (as a
             deterministic optimizer rerun with its seed does); new calls continue after them.
 
-    Attributes: ``budget``, ``used``, ``remaining``, ``calls`` (batches evaluated),
-    ``best_value`` (best feasible value, ``-inf`` before any), ``best_sequence``, ``regret``.
+    Attributes: ``budget``, ``count``, ``used`` (charged evaluations), ``queries`` (every query
+    answered, charged or not), ``remaining``, ``calls`` (batches answered), ``best_value`` (best feasible value, ``-inf`` before any), ``best_sequence``, ``regret``.
     """
 
-    def __init__(self, function: TestFunction, budget: int, log_path: str | os.PathLike | None = None):
+    def __init__(self, function: TestFunction, budget: int, count: str | None = None,
+                 log_path: str | os.PathLike | None = None):
         if isinstance(budget, bool) or int(budget) != budget or budget <= 0:
             raise ValueError(f"budget must be a positive integer, got {budget!r}")
         if function.noise_std > 0 or function.negate:
@@ -51,7 +90,9 @@ class Oracle:
             )
         self.function = function
         self.budget = int(budget)
+        self.count = check_count(default_count(function) if count is None else count, function)
         self.used = 0
+        self.queries = 0
         self.calls = 0
         self.best_value = -np.inf
         self.best_sequence: np.ndarray | None = None
@@ -59,15 +100,17 @@ class Oracle:
         self._dtype = record_dtype(function.dim, tokens)
         self._records: list[np.ndarray] = []
         self._replay: list[np.ndarray] = []
+        self._seen: dict[bytes, float] = {}  # under "distinct": every sequence evaluated, its value
         self._writer = None
         if log_path is not None:
-            if os.path.exists(log_path) and os.path.getsize(log_path) > 0:
-                _, logged = read_trace(log_path)
-                if len(logged) > self.budget:
-                    raise ValueError(f"{log_path} logs {len(logged)} evaluations, over the budget {budget}")
-                calls = np.unique(logged["call"])
-                self._replay = [logged[logged["call"] == call] for call in calls]
-            self._writer = TraceWriter(log_path, function.dim, tokens, function.spec)
+            header = trace_header(function.spec, function.dim, tokens, self.count)
+            self._writer = TraceWriter(log_path, header)  # refuses a trace of another run
+            _, logged = read_trace(log_path)
+            if logged["charged"].sum() > self.budget:
+                raise ValueError(f"{log_path} logs {logged['charged'].sum()} charged evaluations, "
+                                 f"over the budget {budget}")
+            starts = np.flatnonzero(np.diff(logged["call"], prepend=-1))
+            self._replay = np.split(logged, starts[1:]) if len(logged) else []
 
     @property
     def remaining(self) -> int:
@@ -75,8 +118,8 @@ class Oracle:
 
     @property
     def regret(self) -> float:
-        """``optimal_value - max(worst_value, best feasible value)``; for Ehrlich ``1 - max(0, best)``."""
-        return self.function.optimal_value - max(self.function.worst_value, self.best_value)
+        """``optimal_value - max(worst_value, best feasible value)`` (``holo_bench.measures``)."""
+        return regret(self.best_value, self.function.optimal_value, self.function.worst_value)
 
     @property
     def replaying(self) -> bool:
@@ -87,17 +130,19 @@ class Oracle:
         """Values of a batch ``(n, dim)`` as float64 ``(n,)`` (a scalar for one ``(dim,)`` sequence).
 
         Raises ``ValueError``/``TypeError`` for malformed input and ``BudgetExhausted`` when the
-        batch is larger than ``remaining``; in both cases nothing is charged or logged.
+        batch would charge more than ``remaining``; in both cases nothing is charged or logged.
         """
         X, single = self.function.check(X)
         n = len(X)
-        if n > self.remaining:
-            raise BudgetExhausted(
-                f"batch of {n} sequences exceeds the remaining budget of {self.remaining} "
-                f"(budget {self.budget}, used {self.used}); nothing was charged"
-            )
         if n == 0:
             return np.empty(0)
+        charged, source = self._charges(X)
+        if charged.sum() > self.remaining:
+            raise BudgetExhausted(
+                f"batch of {n} sequences ({charged.sum()} charged under count={self.count!r}) "
+                f"exceeds the remaining budget of {self.remaining} (budget {self.budget}, used "
+                f"{self.used}); nothing was charged"
+            )
         if self._replay:
             records = self._replay[0]
             if len(records) != n or not np.array_equal(records["sequence"], X):
@@ -111,8 +156,17 @@ class Oracle:
             records["call"] = self.calls
             records["size"] = n
             records["index"] = np.arange(n)
-            records["value"] = self.function._evaluate(X)
+            values = np.empty(n)
+            if charged.any():
+                values[charged] = self.function._evaluate(X[charged])
+            if not charged.all():  # free repeats: of this batch, or of earlier ones
+                repeat = np.flatnonzero(~charged)
+                logged = source[repeat] == repeat  # first in the batch, evaluated in an earlier one
+                values[repeat[logged]] = [self._seen[key] for key in self._keys(X[repeat[logged]])]
+                values[repeat[~logged]] = values[source[repeat[~logged]]]
+            records["value"] = values
             records["feasible"] = records["value"] > -np.inf
+            records["charged"] = charged
             records["time"] = time.time()
             records["sequence"] = X
             if self._writer is not None:
@@ -120,6 +174,21 @@ class Oracle:
         self._charge(records)
         values = records["value"].copy()
         return values[0] if single else values
+
+    def _keys(self, X: np.ndarray) -> list[bytes]:
+        return [row.tobytes() for row in np.ascontiguousarray(X)]
+
+    def _charges(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which queries of a batch are charged, and each one's source: its own index for the first
+        in the batch of its kind (whose value then comes from the log when seen before), else the
+        index of that first one."""
+        if self.count == "all":
+            return np.ones(len(X), dtype=bool), np.arange(len(X))
+        first, source = first_occurrences(X)
+        seen = np.fromiter((key in self._seen for key in self._keys(X[first])), bool, first.sum())
+        new = first.copy()
+        new[np.flatnonzero(first)[seen]] = False
+        return new, source
 
     def skip_replay(self, calls: int) -> None:
         """Count the first ``calls`` logged calls as served, for an optimizer that restored its
@@ -133,8 +202,12 @@ class Oracle:
 
     def _charge(self, records: np.ndarray) -> None:
         self._records.append(records)
-        self.used += len(records)
+        self.used += int(records["charged"].sum())
+        self.queries += len(records)
         self.calls += 1
+        if self.count == "distinct":
+            fresh = records[records["charged"]]
+            self._seen.update(zip(self._keys(fresh["sequence"]), fresh["value"].tolist()))
         feasible = records["value"][records["feasible"]]
         if len(feasible) and feasible.max() > self.best_value:
             best = np.flatnonzero(records["feasible"])[np.argmax(feasible)]
@@ -143,7 +216,7 @@ class Oracle:
 
     @property
     def records(self) -> np.ndarray:
-        """Every charged evaluation, in order, as a structured array (see ``holo_bench.trace``)."""
+        """Every query answered, in order, as a structured array (see ``holo_bench.trace``)."""
         return np.concatenate(self._records) if self._records else np.zeros(0, dtype=self._dtype)
 
     def close(self) -> None:

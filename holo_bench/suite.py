@@ -13,6 +13,7 @@ from functools import cache
 from importlib.resources import files
 
 from holo_bench.functions import Ehrlich, RoughMtFuji, TestFunction
+from holo_bench.params import parse_assignment
 
 FUNCTIONS: dict[str, type[TestFunction]] = {cls.spec_name: cls for cls in (Ehrlich, RoughMtFuji)}
 
@@ -33,8 +34,9 @@ def suites() -> dict[str, list[str]]:
 
 
 def regression_suites() -> dict[str, dict]:
-    """Regression grids: name -> {optimizers, problems, seeds, budget, params}."""
-    return {name: {"params": {}, **grid} for name, grid in _catalog().get("regression", {}).items()}
+    """Regression grids: name -> {optimizers, problems, seeds, budget, count, params}."""
+    return {name: {"params": {}, "count": "distinct", **grid}
+            for name, grid in _catalog().get("regression", {}).items()}
 
 
 def parse_spec(spec: str) -> tuple[type[TestFunction], dict]:
@@ -45,26 +47,17 @@ def parse_spec(spec: str) -> tuple[type[TestFunction], dict]:
     cls = FUNCTIONS[name]
     kwargs = {}
     for item in filter(None, params.split(",")):
-        key, eq, value = item.partition("=")
-        key = key.strip()
-        if not eq or key not in cls.spec_keys:
+        key, value = parse_assignment(item, f"spec {spec!r}") if "=" in item else (item.strip(), ...)
+        if key not in cls.spec_keys or value is ...:
             raise ValueError(
                 f"bad parameter {item!r} in spec {spec!r}; {name} takes "
                 + ", ".join(f"{k}=<{a}>" for k, a in cls.spec_keys.items())
             )
-        kwargs[cls.spec_keys[key]] = _number(value.strip(), spec)
+        if value is not None and (isinstance(value, (bool, str))):
+            raise ValueError(f"parameter value {item.partition('=')[2].strip()!r} in spec {spec!r} "
+                             "is not a number (or none)")
+        kwargs[cls.spec_keys[key]] = value
     return cls, kwargs
-
-
-def _number(text: str, spec: str) -> int | float | None:
-    if text == "None":
-        return None
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    raise ValueError(f"parameter value {text!r} in spec {spec!r} is not a number")
 
 
 def make_function(name_or_spec: str) -> TestFunction:

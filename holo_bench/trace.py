@@ -1,7 +1,8 @@
 """The on-disk query log: an append-only file of fixed-size binary records.
 
-One JSON header line describes the records; then each evaluation is one record (call index, its
-batch's size, index in the batch, value, feasible, wall time, the sequence's tokens). Appends are
+One JSON header line describes the records (and the run's counting rule); then each query is one
+record (call index, its batch's size, index in the batch, value, feasible, whether it was charged
+against the budget, wall time, the sequence's tokens). Appends are
 whole batches followed by a flush, so a killed process leaves every charged batch on disk; a batch
 cut short by the kill is ignored by readers and dropped on the next append.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "holo-bench-trace"
-VERSION = 1
+VERSION = 2
 
 
 def record_dtype(dim: int, token_dtype: np.dtype) -> np.dtype:
@@ -27,20 +28,26 @@ def record_dtype(dim: int, token_dtype: np.dtype) -> np.dtype:
             ("index", "<i8"),
             ("value", "<f8"),
             ("feasible", "?"),
+            ("charged", "?"),
             ("time", "<f8"),
             ("sequence", np.dtype(token_dtype).newbyteorder("<"), (dim,)),
         ]
     )
 
 
-class TraceWriter:
-    """Appends query-log records to ``path``, creating it (with its header) if needed."""
+def trace_header(spec: str, dim: int, token_dtype: np.dtype, count: str) -> dict:
+    """The header line of a trace of problem ``spec`` under the counting rule ``count``."""
+    return {"format": FORMAT, "version": VERSION, "spec": spec, "dim": dim,
+            "token_dtype": np.dtype(token_dtype).str, "count": count}
 
-    def __init__(self, path: str | os.PathLike, dim: int, token_dtype: np.dtype, spec: str):
+
+class TraceWriter:
+    """Appends query-log records to ``path``, creating it with ``header`` (see ``trace_header``)
+    if needed; an existing trace must have been written with the same header."""
+
+    def __init__(self, path: str | os.PathLike, header: dict):
         self.path = Path(path)
-        self.dtype = record_dtype(dim, token_dtype)
-        header = {"format": FORMAT, "version": VERSION, "spec": spec, "dim": dim,
-                  "token_dtype": np.dtype(token_dtype).str}
+        self.dtype = record_dtype(header["dim"], np.dtype(header["token_dtype"]))
         if self.path.exists() and self.path.stat().st_size > 0:
             existing, records = read_trace(self.path)
             if existing != header:
@@ -92,8 +99,12 @@ def read_trace(path: str | os.PathLike, strict: bool = False) -> tuple[dict, np.
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise TraceError(f"{path} is not a holo-bench trace (bad header line)")
         if header.get("version") != VERSION:
-            raise TraceError(f"{path}: unsupported trace version {header.get('version')}")
-        dtype = record_dtype(header["dim"], np.dtype(header["token_dtype"]))
+            raise TraceError(f"{path}: trace version {header.get('version')!r}, this holo-bench reads "
+                         f"version {VERSION} (written since holo-bench 0.2): rerun the job")
+        try:
+            dtype = record_dtype(int(header["dim"]), np.dtype(header["token_dtype"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise TraceError(f"{path}: bad trace header {header}: {err}") from None
         body = file.read()
     whole, trailing = divmod(len(body), dtype.itemsize)
     if trailing and strict:

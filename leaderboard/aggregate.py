@@ -1,6 +1,8 @@
 """From the store to the numbers a leaderboard shows; tables and plots both come from here.
 
-Per (problem, optimizer), over seeds: the final best-so-far regret (median and interquartile
+An entry is one optimizer configuration (``leaderboard.store.config_key``: optimizer, parameters,
+budget, counting rule) under its label; when one label covers several configurations, each entry's
+name adds what sets it apart, e.g. ``ga [budget=2000]``. Per (problem, entry), over seeds: the final best-so-far regret (median and interquartile
 range), the median evaluations to solve (infinite when the median run did not solve), the
 fraction of seeds solved, and the normalized area under the regret curve on a log axis
 (``AUC = integral of regret d(log10 e) / log10(budget)`` from 1 to the budget: 0 for solving at
@@ -12,6 +14,7 @@ problems, the fraction of (problem, seed, target) triples whose target value was
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from leaderboard.store import GRID, read_store
+from holo_bench.measures import evaluation_grid
+from leaderboard.store import read_store
 
 
 # Per-round diagnostics shown for optimizers that report them (LLOME), median over seeds.
@@ -34,19 +38,55 @@ class Summary:
     ecdf: pd.DataFrame
     generated: str
     rounds: pd.DataFrame = field(default_factory=pd.DataFrame)  # problem, optimizer, round, metrics
+    # One row per entry: its name, the registered optimizer, parameters, budget and counting rule.
+    configurations: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _auc(evaluations: np.ndarray, regret: np.ndarray) -> float:
-    """Normalized area under a regret curve against log10(evaluations)."""
+    """Normalized area under a regret curve against log10(evaluations), by the trapezoid rule
+    (written out: ``np.trapezoid`` is numpy 2 only, ``np.trapz`` gone from it)."""
     if len(evaluations) < 2:
         return float(regret[0]) if len(regret) else float("nan")
     x = np.log10(evaluations)
-    return float(np.trapezoid(regret, x) / (x[-1] - x[0]))
+    area = np.sum(np.diff(x) * (regret[1:] + regret[:-1]) / 2)
+    return float(area / (x[-1] - x[0]))
+
+
+def entry_names(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(label, config) -> the entry's display name: the label, plus what differs between its
+    configurations when it has several."""
+    names = {}
+    for label, group in runs.drop_duplicates("config").groupby("optimizer", sort=True):
+        if len(group) == 1:
+            names[(label, group["config"].iloc[0])] = label
+            continue
+        described = [{"optimizer": row.optimizer_name, "budget": row.budget, "count": row.count,
+                      **json.loads(row.params)} for row in group.itertuples()]
+        differ = [key for key in described[0] if len({json.dumps(d.get(key)) for d in described}) > 1]
+        for row, config in zip(group.itertuples(), described):
+            detail = ", ".join(f"{key}={config.get(key)}" for key in differ) or row.config[:8]
+            names[(label, row.config)] = f"{label} [{detail}]"
+    return names
+
+
+def _name_entries(frame: pd.DataFrame, names: dict) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    named = [names[key] for key in zip(frame["optimizer"], frame["config"])]
+    return frame.assign(optimizer=named).drop(columns="config")
 
 
 def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
               rounds: pd.DataFrame | None = None) -> Summary:
     """Aggregate the store's frames (see ``leaderboard.store.read_store``)."""
+    names = entry_names(runs)
+    configurations = pd.DataFrame(
+        [{"entry": names[(row.optimizer, row.config)], "optimizer": row.optimizer_name,
+          "params": row.params, "budget": int(row.budget), "count": row.count}
+         for row in runs.drop_duplicates(["optimizer", "config"]).itertuples()],
+        columns=["entry", "optimizer", "params", "budget", "count"]).sort_values("entry")
+    runs, curves, targets = (_name_entries(frame, names) for frame in (runs, curves, targets))
+    rounds = _name_entries(rounds, names) if rounds is not None else None
     auc = {
         key: _auc(group["evaluations"].to_numpy(), group["regret"].to_numpy())
         for key, group in curves.groupby(["problem", "optimizer", "seed"])
@@ -60,14 +100,14 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
         final = group["final_regret"].to_numpy()
         rows.append({
             "problem": problem, "optimizer": optimizer, "seeds": len(group),
-            "budget": int(group["budget"].max()),
+            "budget": int(group["budget"].max()), "count": group["count"].iloc[0],
             "median_regret": float(np.median(final)),
             "q25_regret": float(np.percentile(final, 25)), "q75_regret": float(np.percentile(final, 75)),
             "median_evals_to_solve": float(np.median(group["to_solve"])),
             "fraction_solved": float(np.isfinite(group["to_solve"]).mean()),
             "auc": float(group["auc"].mean()),
         })
-    table = pd.DataFrame(rows, columns=["problem", "optimizer", "seeds", "budget", "median_regret",
+    table = pd.DataFrame(rows, columns=["problem", "optimizer", "seeds", "budget", "count", "median_regret",
                                         "q25_regret", "q75_regret", "median_evals_to_solve",
                                         "fraction_solved", "auc"])
     quantiles = curves.groupby(["problem", "optimizer", "evaluations"])["regret"]
@@ -76,7 +116,7 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
     }).reset_index()
     return Summary(table=table, curves=curve_table, ecdf=_ecdf(targets),
                    generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                   rounds=_rounds(rounds))
+                   rounds=_rounds(rounds), configurations=configurations)
 
 
 def _rounds(rounds: pd.DataFrame | None) -> pd.DataFrame:
@@ -92,7 +132,7 @@ def _rounds(rounds: pd.DataFrame | None) -> pd.DataFrame:
 def _ecdf(targets: pd.DataFrame) -> pd.DataFrame:
     rows = []
     if len(targets):
-        grid = GRID[GRID <= targets["budget"].max()]
+        grid = evaluation_grid(int(targets["budget"].max()))
         for optimizer, group in targets.groupby("optimizer"):
             hit = group["evaluations"].astype(float).fillna(np.inf).to_numpy()
             reached = (hit[None, :] <= grid[:, None]).mean(axis=1)

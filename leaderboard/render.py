@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-COLUMNS = ("Optimizer", "Seeds", "Median final regret [IQR]", "Median evaluations to solve",
-           "Seeds solved", "AUC")
-NUMERIC = (False, True, True, True, True, True)
+COLUMNS = ("Optimizer", "Seeds", "Budget", "Repeats", "Median final regret [IQR]",
+           "Median evaluations to solve", "Seeds solved", "AUC")
+NUMERIC = (False, True, True, False, True, True, True, True)
+# How each counting rule reads in a table: whether a repeated query costs an evaluation.
+COUNT_LABELS = {"distinct": "free", "all": "charged"}
 
 # Tableau 10 (matplotlib's default cycle): ten hues that stay distinct as thin lines on white.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -39,6 +41,8 @@ def table_cells(row: pd.Series) -> tuple[str, ...]:
     return (
         str(row["optimizer"]),
         str(int(row["seeds"])),
+        f"{int(row['budget']):,}",
+        COUNT_LABELS.get(row["count"], str(row["count"])),
         f"{row['median_regret']:.3f} [{row['q25_regret']:.3f}, {row['q75_regret']:.3f}]",
         "—" if math.isinf(evals) else f"{evals:,.0f}",
         f"{round(row['fraction_solved'] * row['seeds'])}/{int(row['seeds'])}",
@@ -74,7 +78,13 @@ def render_markdown(summary) -> str:
             name, *numbers = table_cells(row)
             lines.append("| " + " | ".join([escape_markdown(name), *numbers]) + " |")
         lines.append("")
-    lines.append(f"_Generated {escape_markdown(summary.generated)}._")
+    lines += ["## Configurations", "", "| Entry | Optimizer | Budget | Repeats | Parameters |",
+              "|---|---|---:|---|---|"]
+    for row in summary.configurations.itertuples():
+        lines.append(f"| {escape_markdown(row.entry)} | {escape_markdown(row.optimizer)} | "
+                     f"{row.budget:,} | {COUNT_LABELS.get(row.count, row.count)} | "
+                     f"{escape_markdown(row.params)} |")
+    lines += ["", f"_Generated {escape_markdown(summary.generated)}._"]
     return "\n".join(lines) + "\n"
 
 
@@ -252,6 +262,19 @@ def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
             + "\n".join(body) + "\n</tbody></table></details>")
 
 
+def configurations_table(configurations: pd.DataFrame) -> str:
+    """Each entry's optimizer, budget, counting rule and full parameters."""
+    body = "\n".join(
+        f'<tr><td class="optimizer">{html.escape(row.entry)}</td><td>{html.escape(row.optimizer)}</td>'
+        f"<td{NUMBER_CLASS}>{row.budget:,}</td><td>{COUNT_LABELS.get(row.count, html.escape(row.count))}</td>"
+        f"<td><code>{html.escape(row.params)}</code></td></tr>"
+        for row in configurations.itertuples())
+    return ('<table class="configurations"><thead><tr><th scope="col">Entry</th>'
+            '<th scope="col">Optimizer</th><th scope="col" class="num">Budget</th>'
+            '<th scope="col">Repeats</th><th scope="col">Parameters</th></tr></thead><tbody>\n'
+            + body + "\n</tbody></table>")
+
+
 def render_html(summary) -> str:
     """One self-contained HTML5 page: per problem a table and regret plot, then the ECDF plot."""
     palette = colors(summary)
@@ -280,13 +303,18 @@ def render_html(summary) -> str:
 <body>
 <main>
 <h1>holo-bench leaderboard</h1>
-<p class="lede">Regret is the gap to the optimal value after the given number of oracle evaluations
-(0 is solved); lower is better, and so is AUC, the normalized area under the regret curve on a log
-axis. Intervals and bands span the 25th to 75th percentile over seeds.</p>
+<p class="lede">Regret is the gap to the optimal value after the given number of charged oracle
+evaluations (0 is solved); lower is better, and so is AUC, the normalized area under the regret
+curve on a log axis. Intervals and bands span the 25th to 75th percentile over seeds. "Repeats"
+says whether a repeated query of a sequence cost an evaluation (charged) or not (free).</p>
 {problems}
 <section class="ecdf-section">
 <h2>Fixed-target ECDF across problems</h2>
 {ecdf}
+</section>
+<section class="configurations-section">
+<h2>Configurations</h2>
+{configurations_table(summary.configurations)}
 </section>
 <footer>Generated {html.escape(summary.generated)}.</footer>
 </main>

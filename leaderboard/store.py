@@ -1,11 +1,19 @@
 """The results store: verified runs and their regret curves in one SQLite file.
 
-``collect`` indexes run folders: every run is verified before it enters (see
-``leaderboard.verify``), then stored with its best-so-far regret on a fixed grid of evaluation
-counts and the evaluations it took to reach each fixed target, and the per-round diagnostics an optimizer
-wrote in its ``optimizer/metrics.jsonl`` (LLOME does; these are the optimizer's own reports, shown
-as such, never used for scores). Collecting again is idempotent:
-a run whose trace is unchanged is skipped, a changed one is verified again and replaced.
+``collect`` indexes run folders. Every run is verified before it enters (see
+``leaderboard.verify``) and is keyed by its run identity (``holo_bench.record``), so:
+
+- collecting the same folder again changes nothing;
+- a rejected folder never removes or alters an accepted run, whatever it claims to be;
+- runs that differ in budget, parameters or counting rule are separate entries;
+- a second folder holding a run already stored (a copy, or another problem name for the same
+  instance) leaves the first entry as it is, and is reported as a duplicate.
+
+Each run is stored with its best-so-far regret on ``evaluation_grid(budget)`` (charged
+evaluations), the charged evaluations it took to reach each fixed target, and the per-round
+diagnostics an optimizer wrote in its ``optimizer/metrics.jsonl`` (LLOME does; these are the
+optimizer's own reports, shown as such, never used for scores). Each run enters in its own
+transaction: a crash leaves every earlier run in place.
 """
 
 from __future__ import annotations
@@ -22,49 +30,88 @@ import numpy as np
 import pandas as pd
 
 from holo_bench.functions import Ehrlich
-from holo_bench.runner import MANIFEST, TRACE
+from holo_bench.measures import (
+    best_so_far, charged_count, curve_at, evaluation_grid, evaluations_to_reach, is_solved, regret,
+)
+from holo_bench.record import OPTIMIZER_DIR, TRACE, Manifest, ManifestError, find_runs, read_manifest
 from holo_bench.suite import make_function
-from leaderboard.runs import best_so_far, run_folders
 from leaderboard.verify import RunRejected, verify_run
 
-# Evaluation counts at which curves are stored: 20 per decade, 1 to 1e8, plus each run's budget.
-GRID = np.unique(np.round(np.logspace(0, 8, 161)).astype(np.int64))
+STORE_SCHEMA = 2
 
-SCHEMA = """
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
-    run_key TEXT PRIMARY KEY, optimizer TEXT NOT NULL, problem TEXT NOT NULL, spec TEXT NOT NULL,
-    seed INTEGER NOT NULL, budget INTEGER NOT NULL, evaluations INTEGER NOT NULL,
-    best_value REAL, final_regret REAL NOT NULL, evals_to_solve INTEGER, folder TEXT NOT NULL,
-    trace_sha256 TEXT NOT NULL, manifest TEXT NOT NULL, collected REAL NOT NULL
+    identity TEXT PRIMARY KEY, config TEXT NOT NULL, optimizer TEXT NOT NULL,
+    optimizer_name TEXT NOT NULL, params TEXT NOT NULL, problem TEXT NOT NULL, spec TEXT NOT NULL,
+    seed INTEGER NOT NULL, budget INTEGER NOT NULL, count TEXT NOT NULL,
+    evaluations INTEGER NOT NULL, queries INTEGER NOT NULL, best_value REAL,
+    final_regret REAL NOT NULL, evals_to_solve INTEGER, seconds REAL NOT NULL,
+    hardware TEXT NOT NULL, folder TEXT NOT NULL, trace_sha256 TEXT NOT NULL,
+    manifest TEXT NOT NULL, collected REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS curves (
-    run_key TEXT NOT NULL, evaluations INTEGER NOT NULL, regret REAL NOT NULL,
-    PRIMARY KEY (run_key, evaluations)
+    identity TEXT NOT NULL, evaluations INTEGER NOT NULL, regret REAL NOT NULL,
+    PRIMARY KEY (identity, evaluations)
 );
 CREATE TABLE IF NOT EXISTS round_metrics (
-    run_key TEXT NOT NULL, round INTEGER NOT NULL, metrics TEXT NOT NULL,
-    PRIMARY KEY (run_key, round)
+    identity TEXT NOT NULL, round INTEGER NOT NULL, metrics TEXT NOT NULL,
+    PRIMARY KEY (identity, round)
 );
 CREATE TABLE IF NOT EXISTS targets (
-    run_key TEXT NOT NULL, target REAL NOT NULL, evaluations INTEGER,
-    PRIMARY KEY (run_key, target)
+    identity TEXT NOT NULL, target REAL NOT NULL, evaluations INTEGER,
+    PRIMARY KEY (identity, target)
 );
 """
 
 
+class StoreError(ValueError):
+    """A file that is not a results store of this version; the message says what to do."""
+
+
 @dataclass
 class CollectReport:
-    """What one ``collect`` did: run keys added or replaced, unchanged, and rejected (with why)."""
+    """What one ``collect`` did, by run identity (folders for rejected ones, with why)."""
 
     added: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    duplicates: dict[str, str] = field(default_factory=dict)  # folder -> the stored run's folder
     skipped: list[str] = field(default_factory=list)  # unfinished runs, not yet collectable
     rejected: dict[str, str] = field(default_factory=dict)
 
 
-def connect(db: str | os.PathLike) -> sqlite3.Connection:
-    connection = sqlite3.connect(db)
-    connection.executescript(SCHEMA)
+def config_key(manifest: Manifest) -> str:
+    """An optimizer configuration as the leaderboard tells them apart: the run identity without
+    the problem and the seed (a row aggregates one configuration over seeds on one problem)."""
+    run = manifest.run
+    key = {"optimizer": run.optimizer, "params": run.params, "budget": run.budget, "count": run.count}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def connect(db: str | os.PathLike, create: bool = True) -> sqlite3.Connection:
+    """Open (or, with ``create``, make) a store; ``StoreError`` for anything that is not one."""
+    path = Path(db)
+    if not create and not path.is_file():
+        raise StoreError(f"no results store at {db}; run `holo-bench collect RUNS --db {db}` first")
+    connection = sqlite3.connect(path)
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise StoreError(f"{db} is a results store of holo-bench 0.1 (keyed by label, problem and "
+                             "seed); collect the runs again into a new store file")
+        connection.executescript(TABLES)
+        connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(STORE_SCHEMA),))
+        connection.commit()
+        schema = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
+        if schema != str(STORE_SCHEMA):
+            raise StoreError(f"{db} is a results store of schema {schema}, this holo-bench reads "
+                             f"{STORE_SCHEMA}; collect the runs again into a new store file")
+    except sqlite3.DatabaseError as err:
+        connection.close()
+        raise StoreError(f"{db} is not a holo-bench results store (SQLite says: {err})") from None
+    except StoreError:
+        connection.close()
+        raise
     return connection
 
 
@@ -88,87 +135,114 @@ def _sha256(path: Path) -> str:
 
 
 def collect(root: str | os.PathLike, db: str | os.PathLike) -> CollectReport:
-    """Verify and index every finished run folder under ``root`` into ``db``."""
+    """Verify and index every finished run folder under ``root`` (or ``root`` itself) into ``db``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a folder of run folders")
+    folders = find_runs(root)
+    if not folders:
+        raise ValueError(f"{root} holds no run folders (none has a manifest.json)")
     report = CollectReport()
-    with connect(db) as connection:
-        for folder in run_folders(root):
-            manifest = json.loads((folder / MANIFEST).read_text())
-            key = f"{manifest.get('label')}/{manifest.get('problem', {}).get('name')}/{manifest.get('job', {}).get('seed')}"
-            if manifest.get("status") in ("running", "failed"):
-                report.skipped.append(key)
-                continue
-            digest = _sha256(folder / TRACE) if (folder / TRACE).exists() else ""
-            row = connection.execute("SELECT trace_sha256, manifest FROM runs WHERE run_key = ?", (key,)).fetchone()
-            if row is not None and row[0] == digest and json.loads(row[1]) == manifest:
-                report.unchanged.append(key)
-                continue
-            try:
-                verified = verify_run(folder)
-            except RunRejected as err:
-                report.rejected[str(folder)] = str(err)
-                _delete(connection, key)
-                continue
-            _insert(connection, key, folder, digest, verified)
-            report.added.append(key)
+    connection = connect(db)
+    try:
+        for folder in folders:
+            _collect_one(connection, folder, report)
+    finally:
+        connection.close()
     return report
 
 
-def _delete(connection: sqlite3.Connection, key: str) -> None:
-    for table in ("runs", "curves", "targets", "round_metrics"):
-        connection.execute(f"DELETE FROM {table} WHERE run_key = ?", (key,))
+def _collect_one(connection: sqlite3.Connection, folder: Path, report: CollectReport) -> None:
+    try:
+        manifest = read_manifest(folder)
+    except ManifestError as err:
+        report.rejected[str(folder)] = str(RunRejected("manifest", str(err)))
+        return
+    if manifest.status != "finished":
+        report.skipped.append(str(folder))
+        return
+    digest = _sha256(folder / TRACE) if (folder / TRACE).is_file() else ""
+    stored = connection.execute("SELECT folder, trace_sha256, manifest FROM runs WHERE identity = ?",
+                                (manifest.identity,)).fetchone()
+    manifest_text = json.dumps(manifest.to_json(), sort_keys=True)
+    if stored is not None and stored[1:] == (digest, manifest_text):
+        report.unchanged.append(manifest.identity)
+        return
+    try:
+        verified = verify_run(folder)
+    except RunRejected as err:
+        report.rejected[str(folder)] = str(err)
+        return
+    if stored is not None:
+        report.duplicates[str(folder)] = stored[0]
+        return
+    with connection:  # one transaction per run
+        _insert(connection, folder, digest, verified.manifest, verified.records)
+    report.added.append(manifest.identity)
 
 
-def _insert(connection: sqlite3.Connection, key: str, folder: Path, digest: str, verified: dict) -> None:
-    manifest, records = verified.manifest, verified.records
-    problem, job = manifest["problem"], manifest["job"]
-    best, regret = best_so_far(records, problem)
-    solved = np.flatnonzero(regret <= 0)  # before the start value is prepended below
-    grid = np.union1d(GRID[GRID <= job["budget"]], [job["budget"]])
-    # Regret after e evaluations; a run that stopped early keeps its last regret.
-    start_regret = problem["optimal_value"] - problem["worst_value"]
-    regret = np.append(start_regret, regret)  # regret[e] is the regret after e evaluations
-    curve = regret[np.minimum(grid, len(regret) - 1)]
-    reached = [
-        (key, float(t), int(np.argmax(best >= t)) + 1 if len(best) and best[-1] >= t else None)
-        for t in targets_for(problem["spec"])
-    ]
-    _delete(connection, key)
+def _insert(connection: sqlite3.Connection, folder: Path, digest: str, manifest: Manifest,
+            records: np.ndarray) -> None:
+    run, problem, key = manifest.run, manifest.problem, manifest.identity
+    evaluations = charged_count(records["charged"])
+    best = best_so_far(records["value"], records["feasible"])
+    curve = regret(best, problem.optimal_value, problem.worst_value)
+    grid = evaluation_grid(run.budget)
+    start = regret(-np.inf, problem.optimal_value, problem.worst_value)
     connection.execute(
-        "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (key, manifest["label"], problem["name"], problem["spec"], job["seed"], job["budget"], len(records),
-         float(best[-1]) if len(best) else None, float(regret[-1]),
-         int(solved[0]) + 1 if len(solved) else None, str(folder), digest,
-         json.dumps(manifest, sort_keys=True), time.time()),
+        "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (key, config_key(manifest), manifest.label, run.optimizer,
+         json.dumps(run.params, sort_keys=True), problem.name, problem.spec, run.seed, run.budget,
+         run.count, manifest.evaluations, manifest.queries,
+         manifest.best_value if np.isfinite(manifest.best_value) else None, manifest.regret,
+         evaluations_to_reach(evaluations, is_solved(curve)), manifest.seconds,
+         json.dumps(manifest.hardware, sort_keys=True), str(folder), digest,
+         json.dumps(manifest.to_json(), sort_keys=True), time.time()),
     )
     connection.executemany("INSERT INTO curves VALUES (?, ?, ?)",
-                           [(key, int(e), float(r)) for e, r in zip(grid, curve)])
-    connection.executemany("INSERT INTO targets VALUES (?, ?, ?)", reached)
-    metrics = folder / "optimizer" / "metrics.jsonl"
+                           zip([key] * len(grid), grid.tolist(),
+                               curve_at(grid, evaluations, curve, start).tolist()))
+    connection.executemany("INSERT INTO targets VALUES (?, ?, ?)", [
+        (key, float(target), evaluations_to_reach(evaluations, best >= target))
+        for target in targets_for(problem.spec)
+    ])
+    metrics = folder / OPTIMIZER_DIR / "metrics.jsonl"
     if metrics.exists():
-        rounds = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        connection.executemany("INSERT OR REPLACE INTO round_metrics VALUES (?, ?, ?)",
-                               [(key, int(r["round"]), json.dumps(r)) for r in rounds if "round" in r])
+        rounds = []
+        for line in metrics.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a diagnostic line cut short: the optimizer's own report, not a score
+            if isinstance(entry, dict) and isinstance(entry.get("round"), int):
+                rounds.append((key, entry["round"], json.dumps(entry)))
+        connection.executemany("INSERT OR REPLACE INTO round_metrics VALUES (?, ?, ?)", rounds)
 
 
 def read_store(db: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The store's tables as frames: runs, curves, targets, round metrics (joined to their run)."""
-    if not Path(db).exists():
-        raise FileNotFoundError(f"no results store at {db}; run `holo-bench collect` first")
-    with connect(db) as connection:
-        runs = pd.read_sql_query("SELECT * FROM runs ORDER BY problem, optimizer, seed", connection)
+    """The store's tables as frames: runs, curves, targets, round metrics (joined to their run).
+
+    Curves, targets and round metrics carry their run's problem, optimizer (label), config
+    (``config_key``) and seed."""
+    connection = connect(db, create=False)
+    try:
+        runs = pd.read_sql_query("SELECT * FROM runs ORDER BY problem, optimizer, config, seed",
+                                 connection)
         curves = pd.read_sql_query(
-            "SELECT r.problem, r.optimizer, r.seed, c.evaluations, c.regret FROM curves c "
-            "JOIN runs r USING (run_key) ORDER BY r.problem, r.optimizer, r.seed, c.evaluations",
-            connection,
+            "SELECT r.problem, r.optimizer, r.config, r.seed, c.evaluations, c.regret FROM curves c "
+            "JOIN runs r USING (identity) ORDER BY r.problem, r.optimizer, r.config, r.seed, "
+            "c.evaluations", connection,
         )
         targets = pd.read_sql_query(
-            "SELECT r.problem, r.optimizer, r.seed, r.budget, t.target, t.evaluations FROM targets t "
-            "JOIN runs r USING (run_key)",
-            connection,
+            "SELECT r.problem, r.optimizer, r.config, r.seed, r.budget, t.target, t.evaluations "
+            "FROM targets t JOIN runs r USING (identity)", connection,
         )
         rows = connection.execute(
-            "SELECT r.problem, r.optimizer, r.seed, m.round, m.metrics FROM round_metrics m "
-            "JOIN runs r USING (run_key) ORDER BY r.problem, r.optimizer, r.seed, m.round").fetchall()
-    rounds = pd.DataFrame([{"problem": p, "optimizer": o, "seed": s, "round": n, **json.loads(m)}
-                           for p, o, s, n, m in rows])
+            "SELECT r.problem, r.optimizer, r.config, r.seed, m.round, m.metrics FROM round_metrics m "
+            "JOIN runs r USING (identity) ORDER BY r.problem, r.optimizer, r.config, r.seed, m.round"
+        ).fetchall()
+    finally:
+        connection.close()
+    rounds = pd.DataFrame([{"problem": p, "optimizer": o, "config": c, "seed": s, "round": n,
+                            **json.loads(m)} for p, o, c, s, n, m in rows])
     return runs, curves, targets, rounds

@@ -1,9 +1,12 @@
 """``verify_run``: re-derive a run's result from its trace before the leaderboard counts it.
 
-Nothing an optimizer or a submitter reports is trusted. The problem is rebuilt from its spec, every
-logged sequence is scored again, and the manifest's counts, best value, regret and stop reason are
-recomputed from the trace. The first failed check raises ``RunRejected``, naming the check and the
-trace row concerned. Checks run in order: manifest, problem, trace, budget, values, best, status.
+Nothing an optimizer or a submitter reports is trusted. The manifest is read through its typed
+record (``holo_bench.record.Manifest``), the problem is rebuilt from its spec, the charges are
+recomputed from the counting rule, every logged sequence is scored again, and the manifest's counts,
+best value, regret and stop reason are recomputed from the trace with the measures of
+``holo_bench.measures``. The first failed check raises ``RunRejected``, naming the check and the
+trace row concerned. Checks run in order: manifest, problem, trace, charges, budget, values, best,
+status.
 
 Values are compared exactly: Ehrlich values are float32 products of quantized levels, the same
 bits on every machine. Float-valued landscapes (Rough Mount Fuji) sum with BLAS, whose summation
@@ -14,31 +17,29 @@ logged values themselves.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from numbers import Real
 from pathlib import Path
 
 import numpy as np
 
 from holo_bench.functions.base import TestFunction
-from holo_bench.runner import MANIFEST, SCHEMA, TRACE
+from holo_bench.measures import best_so_far, is_solved, regret
+from holo_bench.oracle import first_occurrences
+from holo_bench.record import STALL_CALLS, TRACE, Manifest, ManifestError, read_manifest
 from holo_bench.sequences import token_dtype
 from holo_bench.suite import make_function
-from holo_bench.trace import FORMAT, VERSION, TraceError, read_trace
+from holo_bench.trace import TraceError, read_trace, trace_header
 
-# Absolute tolerance on values, optimal/worst values and regret, by spec name; exact otherwise.
+# Absolute tolerance on logged values, by spec name; exact otherwise.
 TOLERANCE = {"rmf": 1e-12}
-
-STOP_REASONS = ("budget", "solved", "optimizer-done")
 
 
 class RunRejected(ValueError):
     """A run folder failed verification.
 
-    Attributes: ``check`` (``manifest``, ``problem``, ``trace``, ``budget``, ``values``, ``best``
-    or ``status``) and ``row`` (the 0-based trace record concerned, or ``None``).
+    Attributes: ``check`` (``manifest``, ``problem``, ``trace``, ``charges``, ``budget``,
+    ``values``, ``best`` or ``status``) and ``row`` (the 0-based trace record concerned, or ``None``).
     """
 
     def __init__(self, check: str, detail: str, row: int | None = None,
@@ -51,14 +52,15 @@ class RunRejected(ValueError):
             if records is not None and row < len(records):
                 where += f" (call {records['call'][row]}, index {records['index'][row]})"
             where += ": "
-        super().__init__(f"rejected ({check}): {where}{detail}")
+        # One line, whatever the detail holds (a manifest may carry any text).
+        super().__init__(" ".join(f"rejected ({check}): {where}{detail}".split()))
 
 
 @dataclass(frozen=True)
 class VerifiedRun:
-    """A run that passed every check: its manifest as stored and its trace records."""
+    """A run that passed every check: its manifest and its trace records."""
 
-    manifest: dict
+    manifest: Manifest
     records: np.ndarray
 
 
@@ -67,119 +69,37 @@ def verify_run(folder: str | os.PathLike) -> VerifiedRun:
     folder = Path(folder)
     manifest = _check_manifest(folder)
     function = _check_problem(manifest)
-    tolerance = TOLERANCE.get(function.spec_name, 0.0)
     records = _check_trace(folder, manifest, function)
+    _check_charges(manifest, records)
     _check_budget(manifest, records)
-    _check_values(function, records, tolerance)
-    regret = _check_best(manifest, function, records, tolerance)
-    _check_status(manifest, function, records, regret, tolerance)
+    _check_values(function, records, TOLERANCE.get(function.spec_name, 0.0))
+    _check_best(manifest, function, records)
+    _check_status(manifest, function, records)
     return VerifiedRun(manifest, records)
 
 
 # -- 1. manifest -----------------------------------------------------------------------------
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
-def _is_text(value) -> bool:
-    return isinstance(value, str) and value != ""
-
-
-# field -> (test, what it must be); nested dicts are checked field by field.
-_FIELDS = {
-    "schema": (_is_int, "an integer"),
-    "job": {
-        "optimizer": (_is_text, "a non-empty string"),
-        "params": (lambda v: isinstance(v, dict), "an object"),
-        "problem": (_is_text, "a non-empty string"),
-        # Seed 0 is a seed like any other (the runner's own tests use it); the budget must be > 0.
-        "seed": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
-        "budget": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-    },
-    "label": (_is_text, "a non-empty string"),
-    "status": (lambda v: isinstance(v, str), "a string"),
-    "problem": {
-        "name": (_is_text, "a non-empty string"),
-        "spec": (_is_text, "a non-empty string"),
-        "optimal_value": (_is_number, "a number"),
-        "worst_value": (_is_number, "a number"),
-    },
-    "versions": (lambda v: isinstance(v, dict), "an object"),
-    "optimizer": {
-        "name": (_is_text, "a non-empty string"),
-        "class": (_is_text, "a non-empty string"),
-        "module": (_is_text, "a non-empty string"),
-        "config": (lambda v: isinstance(v, dict), "an object"),
-    },
-    "stop_reason": (lambda v: v in STOP_REASONS, "one of " + ", ".join(STOP_REASONS)),
-    "error": (lambda v: v is None, "null for a finished run"),
-    "started": (_is_number, "a number"),
-    "finished": (_is_number, "a number"),
-    "seconds": (lambda v: _is_number(v) and v >= 0, "a non-negative number"),
-    "evaluations": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
-    "calls": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
-    "best_value": (_is_number, "a number"),
-    "regret": (_is_number, "a number"),
-}
-
-
-def _check_fields(data: dict, fields: dict, prefix: str) -> None:
-    for name, rule in fields.items():
-        path = prefix + name
-        if name not in data:
-            raise RunRejected("manifest", f"missing field {path!r}")
-        value = data[name]
-        if isinstance(rule, dict):
-            if not isinstance(value, dict):
-                raise RunRejected("manifest", f"field {path!r} must be an object, got {value!r}")
-            _check_fields(value, rule, path + ".")
-        elif not rule[0](value):
-            raise RunRejected("manifest", f"field {path!r} must be {rule[1]}, got {value!r}")
-
-
-def _check_manifest(folder: Path) -> dict:
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise RunRejected("manifest", f"{path} does not exist")
+def _check_manifest(folder: Path) -> Manifest:
     try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunRejected("manifest", f"{path} is not valid JSON: {err}") from None
-    if not isinstance(manifest, dict):
-        raise RunRejected("manifest", f"{path} holds {type(manifest).__name__}, not an object")
-    if manifest.get("schema") != SCHEMA or not _is_int(manifest.get("schema")):
-        raise RunRejected("manifest", f"schema {manifest.get('schema')!r}, expected {SCHEMA}")
-    if manifest.get("status") != "finished":
-        raise RunRejected(
-            "manifest", f"status {manifest.get('status')!r}: only finished runs count"
-        )
-    _check_fields(manifest, _FIELDS, "")
-    if manifest["optimizer"]["name"] != manifest["job"]["optimizer"]:
-        raise RunRejected(
-            "manifest", f"optimizer.name {manifest['optimizer']['name']!r} differs from "
-            f"job.optimizer {manifest['job']['optimizer']!r}"
-        )
+        manifest = read_manifest(folder)
+    except ManifestError as err:
+        raise RunRejected("manifest", str(err)) from None
+    if manifest is None:
+        raise RunRejected("manifest", f"{folder} holds no manifest.json")
+    if manifest.status != "finished":
+        raise RunRejected("manifest", f"status {manifest.status!r}: only finished runs count")
     return manifest
 
 
 # -- 2. problem ------------------------------------------------------------------------------
 
-def _check_problem(manifest: dict) -> TestFunction:
-    problem = manifest["problem"]
-    spec = problem["spec"]
-    if manifest["job"]["problem"] != problem["name"]:
-        raise RunRejected(
-            "problem", f"job.problem {manifest['job']['problem']!r} differs from problem.name "
-            f"{problem['name']!r}"
-        )
+def _check_problem(manifest: Manifest) -> TestFunction:
+    problem = manifest.problem
+    spec = problem.spec
     try:
         function = make_function(spec)
-        named = make_function(problem["name"])
+        named = make_function(problem.name)
     except ValueError as err:
         raise RunRejected("problem", f"cannot rebuild the problem: {err}") from None
     if function.spec != spec:
@@ -188,31 +108,24 @@ def _check_problem(manifest: dict) -> TestFunction:
         )
     if named.spec != spec:
         raise RunRejected(
-            "problem",
-            f"problem {problem['name']!r} is {named.spec!r}, but the manifest says {spec!r}",
+            "problem", f"problem {problem.name!r} is {named.spec!r}, but the manifest says {spec!r}",
         )
     if function.noise_std > 0 or function.negate:
         raise RunRejected(
             "problem", f"spec {spec!r} is noisy or negated: its values cannot be re-scored"
         )
-    tolerance = TOLERANCE.get(function.spec_name, 0.0)
     for name in ("optimal_value", "worst_value"):
-        claimed, actual = problem[name], getattr(function, name)
-        if not _close(claimed, actual, tolerance):
+        claimed, actual = getattr(problem, name), getattr(function, name)
+        if claimed != actual:
             raise RunRejected(
                 "problem", f"problem.{name} {claimed!r} but {spec!r} has {name} {actual!r}"
             )
     return function
 
 
-def _close(a, b, tolerance: float) -> bool:
-    """Equal, or within ``tolerance``; equal infinities are equal, NaN never is."""
-    return bool(a == b or abs(a - b) <= tolerance)
-
-
 # -- 3. trace --------------------------------------------------------------------------------
 
-def _check_trace(folder: Path, manifest: dict, function: TestFunction) -> np.ndarray:
+def _check_trace(folder: Path, manifest: Manifest, function: TestFunction) -> np.ndarray:
     path = folder / TRACE
     if not path.is_file():
         raise RunRejected("trace", f"{path} does not exist")
@@ -220,10 +133,11 @@ def _check_trace(folder: Path, manifest: dict, function: TestFunction) -> np.nda
         header, records = read_trace(path, strict=True)
     except TraceError as err:
         raise RunRejected("trace", str(err), row=err.row) from None
-    # The header the oracle would write for this problem, token dtype included.
-    tokens = token_dtype(function.num_states)
-    expected = {"format": FORMAT, "version": VERSION, "spec": manifest["problem"]["spec"],
-                "dim": function.dim, "token_dtype": tokens.str}
+    except (OSError, ValueError, MemoryError) as err:
+        raise RunRejected("trace", f"{path} cannot be read: {err}") from None
+    # The header the oracle would write for this problem and counting rule.
+    expected = trace_header(manifest.problem.spec, function.dim,
+                            token_dtype(function.num_states), manifest.run.count)
     if header != expected:
         differ = sorted(k for k in expected.keys() | header.keys() if header.get(k) != expected.get(k))
         raise RunRejected(
@@ -267,28 +181,64 @@ def _check_calls(records: np.ndarray) -> None:
     raise RunRejected("trace", detail, row=row, records=records)
 
 
-# -- 4. budget -------------------------------------------------------------------------------
+# -- 4. charges ------------------------------------------------------------------------------
 
-def _check_budget(manifest: dict, records: np.ndarray) -> None:
-    n, budget = len(records), manifest["job"]["budget"]
-    if n > budget:
-        raise RunRejected(
-            "budget", f"the trace logs {n} evaluations, past the budget of {budget}; the first "
-            "over budget is here", row=budget, records=records,
-        )
-    if n != manifest["evaluations"]:
-        raise RunRejected(
-            "budget",
-            f"the trace logs {n} evaluations, the manifest claims {manifest['evaluations']}",
-        )
-    calls = int(records["call"][-1]) + 1 if n else 0
-    if calls != manifest["calls"]:
-        raise RunRejected(
-            "budget", f"the trace logs {calls} calls, the manifest claims {manifest['calls']}"
-        )
+def expected_charges(records: np.ndarray, count: str) -> np.ndarray:
+    """Which queries the counting rule charges: all of them, or under ``distinct`` the first
+    query of each sequence in the run."""
+    if count == "all" or not len(records):
+        return np.ones(len(records), dtype=bool)
+    first, _ = first_occurrences(np.ascontiguousarray(records["sequence"]))
+    return first
 
 
-# -- 5. values -------------------------------------------------------------------------------
+def _check_charges(manifest: Manifest, records: np.ndarray) -> None:
+    flags = records["charged"].view(np.uint8)  # any byte but 0 or 1 is a forged flag
+    expected = expected_charges(records, manifest.run.count)
+    bad = np.flatnonzero(flags != expected)
+    if not len(bad):
+        return
+    row = int(bad[0])
+    if flags[row] == 1:
+        detail = ("logged as charged, but under count 'distinct' a repeat of a sequence already "
+                  "evaluated is free")
+    elif flags[row] == 0:
+        detail = (f"logged as a free repeat, but under count {manifest.run.count!r} "
+                  + ("every query is charged" if manifest.run.count == "all"
+                     else "its sequence was never evaluated before"))
+    else:
+        detail = f"charged flag byte {flags[row]}, neither 0 nor 1"
+    raise RunRejected("charges", detail, row=row, records=records)
+
+
+# -- 5. budget -------------------------------------------------------------------------------
+
+def _check_budget(manifest: Manifest, records: np.ndarray) -> None:
+    budget = manifest.run.budget
+    used = np.cumsum(records["charged"], dtype=np.int64)
+    if len(used) and used[-1] > budget:
+        row = int(np.argmax(used > budget))
+        raise RunRejected(
+            "budget", f"the trace charges {used[-1]} evaluations, past the budget of {budget}; the "
+            "first over budget is here", row=row, records=records,
+        )
+    charged = int(used[-1]) if len(used) else 0
+    if charged != manifest.evaluations:
+        raise RunRejected(
+            "budget", f"the trace charges {charged} evaluations, the manifest claims {manifest.evaluations}"
+        )
+    if len(records) != manifest.queries:
+        raise RunRejected(
+            "budget", f"the trace logs {len(records)} queries, the manifest claims {manifest.queries}"
+        )
+    calls = int(records["call"][-1]) + 1 if len(records) else 0
+    if calls != manifest.calls:
+        raise RunRejected(
+            "budget", f"the trace logs {calls} calls, the manifest claims {manifest.calls}"
+        )
+
+
+# -- 6. values -------------------------------------------------------------------------------
 
 def _check_values(function: TestFunction, records: np.ndarray, tolerance: float) -> None:
     """Every logged value and feasible flag is what the rebuilt function gives its sequence."""
@@ -324,62 +274,66 @@ def _check_values(function: TestFunction, records: np.ndarray, tolerance: float)
     raise RunRejected("values", detail, row=row, records=records)
 
 
-# -- 6. best ---------------------------------------------------------------------------------
+# -- 7. best ---------------------------------------------------------------------------------
 
-def _check_best(manifest: dict, function: TestFunction, records: np.ndarray,
-                tolerance: float) -> float:
-    """The manifest's best value and regret, recomputed from the trace; returns the regret."""
+def _check_best(manifest: Manifest, function: TestFunction, records: np.ndarray) -> None:
+    """The manifest's best value and regret, recomputed from the trace."""
     values = np.where(records["feasible"], records["value"], -np.inf)
     row = int(np.argmax(values)) if len(values) else None
     best = float(values[row]) if row is not None else -np.inf
-    if not manifest["best_value"] == best:
+    if not manifest.best_value == best:
         if best == -np.inf:
             raise RunRejected(
-                "best", f"manifest best_value {manifest['best_value']!r} but the trace holds no "
+                "best", f"manifest best_value {manifest.best_value!r} but the trace holds no "
                 "feasible evaluation"
             )
         raise RunRejected(
-            "best", f"manifest best_value {manifest['best_value']!r} but the best feasible value "
+            "best", f"manifest best_value {manifest.best_value!r} but the best feasible value "
             f"in the trace is {best!r}, here", row=row, records=records,
         )
-    regret = function.optimal_value - max(function.worst_value, best)
-    if not _close(manifest["regret"], regret, tolerance):
+    expected = regret(best, function.optimal_value, function.worst_value)
+    if manifest.regret != expected:
         raise RunRejected(
-            "best", f"manifest regret {manifest['regret']!r} but the trace gives {regret!r}"
+            "best", f"manifest regret {manifest.regret!r} but the trace gives {expected!r}"
         )
-    return regret
 
 
-# -- 7. status -------------------------------------------------------------------------------
+# -- 8. status -------------------------------------------------------------------------------
 
-def _check_status(manifest: dict, function: TestFunction, records: np.ndarray, regret: float,
-                  tolerance: float) -> None:
-    """The stop reason is the one the runner's loop would give: it stops when solved, else when
-    the budget is spent, else when the optimizer asks for nothing."""
-    reason, budget, n = manifest["stop_reason"], manifest["job"]["budget"], len(records)
-    solved = regret <= tolerance
-    if reason == "solved":
-        if not solved:
-            raise RunRejected("status", f"stop_reason 'solved' but the regret is {regret!r}")
-        reached = records["feasible"] & (
-            function.optimal_value - np.maximum(function.worst_value, records["value"]) <= tolerance
-        )
-        first = int(np.argmax(reached))
-        if records["call"][first] != records["call"][-1]:
-            raise RunRejected(
-                "status", f"the optimum was first reached in call {records['call'][first]}, but "
-                f"the run went on to call {records['call'][-1]} instead of stopping",
-                row=first, records=records,
-            )
-    elif solved:
+def stop_reason(records: np.ndarray, budget: int, optimal_value: float, worst_value: float
+                ) -> tuple[str | None, int]:
+    """The stop rule the runner's loop applies after each call (solved, then budget, then
+    stalled): the first call after which one holds, and which; ``(None, -1)`` if none ever does
+    (the run can then only have ended with the optimizer asking for nothing)."""
+    if not len(records):
+        return None, -1
+    ends = np.flatnonzero(np.diff(records["call"], append=records["call"][-1] + 1))
+    best = best_so_far(records["value"], records["feasible"])[ends]
+    used = np.cumsum(records["charged"], dtype=np.int64)[ends]
+    charged_in_call = np.diff(used, prepend=0)
+    calls = np.arange(len(ends))
+    last_charging = np.maximum.accumulate(np.where(charged_in_call > 0, calls, -1))
+    rules = {"solved": is_solved(regret(best, optimal_value, worst_value)),
+             "budget": used >= budget, "stalled": calls - last_charging >= STALL_CALLS}
+    stops = np.logical_or.reduce(list(rules.values()))
+    if not stops.any():
+        return None, -1
+    call = int(np.argmax(stops))
+    return next(name for name, holds in rules.items() if holds[call]), call
+
+
+def _check_status(manifest: Manifest, function: TestFunction, records: np.ndarray) -> None:
+    """The stop reason is the one the runner's loop would give, at the call it would give it."""
+    reason, call = stop_reason(records, manifest.run.budget, function.optimal_value,
+                               function.worst_value)
+    last = int(records["call"][-1]) if len(records) else -1
+    claimed = manifest.stop_reason
+    if reason is not None and call < last:
+        row = int(np.searchsorted(records["call"], call + 1))
         raise RunRejected(
-            "status", f"stop_reason {reason!r} but the run reached the optimum: 'solved'"
+            "status", f"the run should have stopped ({reason}) after call {call}, but went on to "
+            f"call {last}", row=row, records=records,
         )
-    elif reason == "budget" and n != budget:
-        raise RunRejected(
-            "status", f"stop_reason 'budget' but only {n} of {budget} evaluations were used"
-        )
-    elif reason == "optimizer-done" and n >= budget:
-        raise RunRejected(
-            "status", f"stop_reason 'optimizer-done' but the budget of {budget} was spent"
-        )
+    expected = reason or "optimizer-done"
+    if claimed != expected:
+        raise RunRejected("status", f"stop_reason {claimed!r}, but the trace ends {expected!r}")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from holo_bench.seeding import as_seed_sequence, integer_seed
 from optimizers.base import Optimizer, Problem
 
 
@@ -22,7 +23,7 @@ class _Stop(Exception):
 
 
 class ClosureAdapter(Optimizer):
-    """Ask/tell around ``build(params, problem, seed) -> torch.optim.Optimizer``.
+    """Ask/tell around a subclass's ``build(params, problem) -> torch.optim.Optimizer``.
 
     ``params`` is one float parameter holding the first initial solution; the closure receives the
     optimizer's batch (a list with one ``(m, dim)`` tensor, or a tensor) and returns losses, the
@@ -31,30 +32,35 @@ class ClosureAdapter(Optimizer):
     infeasible; this only happens when the budget runs out, so the run ends right after.
     """
 
-    name = "closure"
+    _thread = None
 
-    def __init__(self, build: Callable[[list, Problem, int], torch.optim.Optimizer]):
-        self._build = build
-        self._thread = None
+    def build(self, params: list, problem: Problem) -> torch.optim.Optimizer:
+        raise NotImplementedError
 
-    def setup(self, problem: Problem, seed: int) -> None:
+    def setup(self, problem: Problem, seed, workdir=None) -> int:
         self.close()
         param = torch.nn.Parameter(torch.as_tensor(problem.initial_solution[0], dtype=torch.float32))
-        self._optimizer = self._build([param], problem, seed)
+        self._optimizer = self.build([param], problem)
         self._asks: queue.Queue = queue.Queue(maxsize=1)
         self._tells: queue.Queue = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(integer_seed(as_seed_sequence(seed)),),
+                                        daemon=True)
         self._pending = 0
         self._thread.start()
+        return 0
 
-    def _run(self) -> None:
-        try:
-            while True:
-                self._optimizer.step(self._closure)
-        except _Stop:
-            pass
-        except BaseException as err:  # handed to ask(), which raises it in the runner
-            self._asks.put(err)
+    def _run(self, seed: int) -> None:
+        # Closure-style optimizers (holo's among them) draw from torch's global generator: seed it
+        # from the run's tree for the run's duration only, and restore it afterwards.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            try:
+                while True:
+                    self._optimizer.step(self._closure)
+            except _Stop:
+                pass
+            except BaseException as err:  # handed to ask(), which raises it in the runner
+                self._asks.put(err)
 
     def _closure(self, particles) -> torch.Tensor:
         batch = particles[0] if isinstance(particles, (list, tuple)) else particles
@@ -91,31 +97,34 @@ class ClosureAdapter(Optimizer):
         self._thread = None
 
 
+@dataclass(frozen=True)
+class HoloGAParams:
+    """holo's ``DiscreteEvolution`` arguments (``mutation_prob`` None means ``1/dim``)."""
+
+    num_particles: int = 1000
+    mutation_prob: float | None = None
+    recombine_prob: float = 0.5
+    survival_quantile: float = 0.1
+
+
 class HoloDiscreteEvolution(ClosureAdapter):
     """pytorch-holo's own ``DiscreteEvolution`` GA, unchanged, through the closure adapter.
 
-    Needs ``pytorch-holo`` installed. It draws from torch's global generator, which ``setup``
-    seeds with the run's seed.
+    Needs ``pytorch-holo`` installed. It draws from torch's global generator, seeded from the run's
+    seed tree while it runs (see ``ClosureAdapter``).
     """
 
-    name = "holo-ga"
+    Params = HoloGAParams
 
-    def __init__(self, num_particles=1000, mutation_prob=None, recombine_prob=0.5, survival_quantile=0.1):
-        self.num_particles = num_particles
-        self.mutation_prob = mutation_prob
-        self.recombine_prob = recombine_prob
-        self.survival_quantile = survival_quantile
-        super().__init__(self._build_holo)
-
-    def _build_holo(self, params, problem: Problem, seed: int):
+    def build(self, params, problem: Problem):
         from holo.optim import DiscreteEvolution
 
-        torch.manual_seed(seed)
+        p = self.params
         return DiscreteEvolution(
             params,
             vocab=list(range(problem.num_states)),
-            mutation_prob=self.mutation_prob or 1.0 / problem.dim,
-            recombine_prob=self.recombine_prob,
-            num_particles=self.num_particles,
-            survival_quantile=self.survival_quantile,
+            mutation_prob=p.mutation_prob or 1.0 / problem.dim,
+            recombine_prob=p.recombine_prob,
+            num_particles=p.num_particles,
+            survival_quantile=p.survival_quantile,
         )

@@ -10,6 +10,7 @@ survivors included, is redrawn uniformly with probability ``mutation_prob``. The
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -80,63 +81,66 @@ def bernoulli_positions(rng: np.random.Generator, size: int, prob: float) -> np.
     return positions[: np.searchsorted(positions, size)]
 
 
-class GeneticAlgorithm(Optimizer):
-    """holo's ``DiscreteEvolution`` as an ask/tell optimizer.
+@dataclass(frozen=True)
+class GAParams:
+    """Parameters of ``GeneticAlgorithm``.
 
-    Args:
-        num_particles: population size ``N``, ``>= 1``.
-        mutation_prob: per-position mutation probability in ``(0, 1)``; ``None`` means ``1/dim``.
-        recombine_prob: probability that a child's position comes from its first parent, ``[0, 1)``.
-        survival_quantile: loss quantile in ``(0, 1)`` below which particles survive; it must
-            keep at least two particles (``survival_quantile * num_particles >= 2``).
+    num_particles: population size ``N``, ``>= 1``.
+    mutation_prob: per-position mutation probability in ``(0, 1)``; ``None`` means ``1/dim``.
+    recombine_prob: probability that a child's position comes from its first parent, ``[0, 1)``.
+    survival_quantile: loss quantile in ``(0, 1)`` below which particles survive; it must keep at
+        least two particles (``survival_quantile * num_particles >= 2``).
+    """
+
+    num_particles: int = 1000
+    mutation_prob: float | None = None
+    recombine_prob: float = 0.5
+    survival_quantile: float = 0.1
+
+    def __post_init__(self):
+        if self.num_particles < 1:
+            raise ValueError(f"num_particles must be an integer >= 1, got {self.num_particles!r}")
+        if self.mutation_prob is not None and not 0.0 < self.mutation_prob < 1.0:
+            raise ValueError(
+                f"mutation_prob must be in (0, 1), or None for 1/dim; got {self.mutation_prob!r}"
+            )
+        if not 0.0 <= self.recombine_prob < 1.0:
+            raise ValueError(f"recombine_prob must be in [0, 1), got {self.recombine_prob!r}")
+        if not 0.0 < self.survival_quantile < 1.0:
+            raise ValueError(f"survival_quantile must be in (0, 1), got {self.survival_quantile!r}")
+        if self.survival_quantile * self.num_particles < 2:
+            raise ValueError(
+                f"survival_quantile * num_particles must be >= 2 to keep two parents, got "
+                f"{self.survival_quantile} * {self.num_particles} = "
+                f"{self.survival_quantile * self.num_particles}"
+            )
+
+
+class GeneticAlgorithm(Optimizer):
+    """holo's ``DiscreteEvolution`` as an ask/tell optimizer (parameters: ``GAParams``).
 
     ``ask(n)`` returns the first ``min(n, N)`` particles, as compact unsigned tokens. When it
     returns fewer than ``N`` (the budget's tail), the next ``tell`` ranks only those evaluated and
     treats the unevaluated ones as non-survivors, to be refilled by children of the survivors.
+    Its one random stream is ``default_rng(seed)``, the run's root seed.
     """
 
-    name = "ga"
+    Params = GAParams
 
-    def __init__(
-        self,
-        num_particles: int = 1000,
-        mutation_prob: float | None = None,
-        recombine_prob: float = 0.5,
-        survival_quantile: float = 0.1,
-    ):
-        integer = not isinstance(num_particles, bool) and num_particles == int(num_particles)
-        if not integer or num_particles < 1:
-            raise ValueError(f"num_particles must be an integer >= 1, got {num_particles!r}")
-        if mutation_prob is not None and not 0.0 < mutation_prob < 1.0:
-            raise ValueError(
-                f"mutation_prob must be in (0, 1), or None for 1/dim; got {mutation_prob!r}"
-            )
-        if not 0.0 <= recombine_prob < 1.0:
-            raise ValueError(f"recombine_prob must be in [0, 1), got {recombine_prob!r}")
-        if not 0.0 < survival_quantile < 1.0:
-            raise ValueError(f"survival_quantile must be in (0, 1), got {survival_quantile!r}")
-        if survival_quantile * num_particles < 2:
-            raise ValueError(
-                f"survival_quantile * num_particles must be >= 2 to keep two parents, got "
-                f"{survival_quantile} * {num_particles} = {survival_quantile * num_particles}"
-            )
-        self.num_particles = int(num_particles)
-        self.mutation_prob = mutation_prob
-        self.recombine_prob = float(recombine_prob)
-        self.survival_quantile = float(survival_quantile)
-
-    def setup(self, problem: Problem, seed: int) -> None:
-        self._mutation_prob = self.mutation_prob or 1.0 / problem.dim  # None means 1/dim
+    def setup(self, problem: Problem, seed, workdir=None) -> int:
+        p = self.params
+        self._mutation_prob = p.mutation_prob or 1.0 / problem.dim  # None means 1/dim
         if not 0.0 < self._mutation_prob < 1.0:
             raise ValueError(f"mutation_prob 1/dim must be in (0, 1), got dim={problem.dim}")
         self._num_states = problem.num_states
         self._rng = np.random.default_rng(seed)
         first = np.asarray(problem.initial_solution[0]).astype(token_dtype(problem.num_states))
-        self._particles = np.tile(first, (self.num_particles, 1))  # (N, dim)
+        self._particles = np.tile(first, (p.num_particles, 1))  # (N, dim)
         self._asked = 0
+        return 0
 
     def ask(self, n: int) -> np.ndarray:
-        self._asked = min(n, self.num_particles)
+        self._asked = min(n, self.params.num_particles)
         return self._particles[: self._asked].copy()
 
     def tell(self, X: np.ndarray, values: np.ndarray) -> None:
@@ -153,12 +157,12 @@ class GeneticAlgorithm(Optimizer):
 
     def _next_generation(self, loss: np.ndarray) -> None:
         """Replace the population in place from the loss ``(m,)`` of its first ``m`` particles."""
-        alive = np.zeros(self.num_particles, dtype=bool)
-        alive[: len(loss)] = survivors(loss, self.survival_quantile)
+        alive = np.zeros(self.params.num_particles, dtype=bool)
+        alive[: len(loss)] = survivors(loss, self.params.survival_quantile)
         parents, slots = np.flatnonzero(alive), np.flatnonzero(~alive)
         picks = parents[self._rng.integers(0, len(parents), (2, len(slots)))]
         first, second = np.take(self._particles, picks, axis=0)  # each (len(slots), dim)
-        from_first = bernoulli_mask(self._rng, first.shape, self.recombine_prob)
+        from_first = bernoulli_mask(self._rng, first.shape, self.params.recombine_prob)
         # second where the mask is 0, first where it is 1: np.where is slow on small ints
         self._particles[slots] = second ^ ((first ^ second) * from_first)
 

@@ -8,10 +8,13 @@ Third-party packages register optimizers in their own metadata, e.g. in ``pyproj
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 from importlib.metadata import entry_points
 
-from optimizers.base import Optimizer
+from holo_bench.params import close_matches
+from optimizers.base import NoParams, Optimizer
 
 ENTRY_POINT_GROUP = "holo_bench.optimizers"
 
@@ -37,8 +40,8 @@ def optimizer_class(name: str) -> type[Optimizer]:
     module_name, colon, class_name = target.partition(":")
     if not colon:
         raise ValueError(
-            f"unknown optimizer {name!r}: use a registered name ({', '.join(sorted(available()))}) "
-            "or module:Class"
+            f"unknown optimizer {name!r}{close_matches(name, available())}: use a registered name "
+            f"({', '.join(sorted(available()))}) or module:Class"
         )
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
@@ -46,38 +49,37 @@ def optimizer_class(name: str) -> type[Optimizer]:
         raise ValueError(f"cannot load optimizer {name!r} from {target!r}: {err}") from err
     if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
         raise ValueError(f"{target!r} is not a subclass of optimizers.base.Optimizer")
+    _check_protocol(cls, target)
     return cls
 
 
 def make_optimizer(name: str, params: dict | None = None) -> Optimizer:
-    """Instantiate optimizer ``name`` with keyword parameters (e.g. from ``--set``)."""
+    """Instantiate optimizer ``name`` from its parameters (typed values, or text from ``--set``),
+    validated against its ``Params``."""
     cls = optimizer_class(name)
     try:
-        return cls(**(params or {}))
+        optimizer = cls(**(params or {}))
     except TypeError as err:
         raise ValueError(f"bad parameters for optimizer {name!r}: {err}") from err
+    if not isinstance(getattr(optimizer, "params", None), cls.Params):
+        raise ValueError(f"optimizer {name!r} did not keep its parameters as a {cls.Params.__name__} "
+                         f"record in self.params: {_PROTOCOL_CHANGE}")
+    return optimizer
 
 
-def parse_params(assignments: list[str]) -> dict:
-    """``["num_particles=500", "mutation_prob=0.01"]`` -> typed keyword parameters."""
-    params = {}
-    for assignment in assignments:
-        key, eq, text = assignment.partition("=")
-        if not eq or not key.strip():
-            raise ValueError(f"--set takes name=value, got {assignment!r}")
-        params[key.strip()] = _parse_value(text.strip())
-    return params
+_PROTOCOL_CHANGE = (
+    "since holo-bench 0.2 an optimizer declares its parameters as a frozen dataclass `Params` (and "
+    "lets Optimizer.__init__ build it), and implements setup(problem, seed, workdir=None) -> int; "
+    "see docs/submitting-an-optimizer.md"
+)
 
 
-def _parse_value(text: str):
-    lowered = text.lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text
+def _check_protocol(cls: type[Optimizer], target: str) -> None:
+    """Refuse, with what changed, a class written for the protocol before holo-bench 0.2."""
+    if "workdir" not in inspect.signature(cls.setup).parameters:
+        raise ValueError(f"{target!r}: setup takes no workdir: {_PROTOCOL_CHANGE}")
+    if not dataclasses.is_dataclass(cls.Params):
+        raise ValueError(f"{target!r}: Params is not a dataclass: {_PROTOCOL_CHANGE}")
+    if cls.__init__ is not Optimizer.__init__ and cls.Params is NoParams:
+        raise ValueError(f"{target!r} takes parameters in __init__ but declares no Params: "
+                         f"{_PROTOCOL_CHANGE}")

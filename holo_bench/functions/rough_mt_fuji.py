@@ -48,9 +48,11 @@ class RoughMtFuji(TestFunction):
         self.centroid = torch.randint(0, 2, (dim,), generator=generator).numpy()
         self.random_term = (torch.randn(dim, generator=generator) * random_term_std).numpy()
         # Each position contributes independently: its best and worst choice give the extremes.
-        per_position = self._contributions()
-        self.optimal_value = float(per_position.max(axis=0).sum())
-        self.worst_value = float(per_position.min(axis=0).sum())
+        # Both are the function's own value of those sequences, bit for bit, so reaching the
+        # optimum gives regret exactly 0 (a per-position sum would differ in the last bits).
+        worst = np.argmin(self._contributions(), axis=0)
+        self.optimal_value = float(self._evaluate(self.optimal_solution()[None])[0])
+        self.worst_value = float(self._evaluate(worst[None])[0])
 
     def _contributions(self) -> np.ndarray:
         """``(2, L)``: what each position adds to ``f`` when set to 0 or to 1."""

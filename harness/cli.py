@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from pathlib import Path
 
 from holo_bench import suite
 
@@ -31,19 +33,34 @@ def parse_seeds(text: str) -> list[int]:
     for part in text.split(","):
         low, dash, high = part.strip().partition("-")
         try:
-            seeds.extend(range(int(low), int(high) + 1) if dash else [int(low)])
+            low, high = int(low), int(high) if dash else int(low)
         except ValueError:
             raise argparse.ArgumentTypeError(f"bad seed list {text!r}; use e.g. 0-4 or 1,3,5") from None
+        if low < 0 or high < low:
+            raise argparse.ArgumentTypeError(
+                f"bad seed range {part.strip()!r} in {text!r}: seeds are >= 0, low-high with low <= high")
+        seeds.extend(range(low, high + 1))
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seed list {text!r} names a seed twice")
     return seeds
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def _set_backend(params: dict[str, dict], backend: str) -> None:
     """``--backend``: the generation backend of every optimizer in the grid that has one."""
-    import inspect
-
     from optimizers.registry import optimizer_class
 
-    takes = [name for name in params if "backend" in inspect.signature(optimizer_class(name)).parameters]
+    takes = [name for name in params
+             if "backend" in {f.name for f in dataclasses.fields(optimizer_class(name).Params)}]
     if not takes:
         raise ValueError(f"--backend {backend}: none of {', '.join(params)} has a generation backend")
     for name in takes:
@@ -51,49 +68,59 @@ def _set_backend(params: dict[str, dict], backend: str) -> None:
 
 
 def _split_params(assignments: list[str], optimizers: list[str]) -> dict[str, dict]:
-    """``--set`` values per optimizer: ``name=value`` for all, ``ga.name=value`` for one."""
-    from optimizers.registry import parse_params
+    """``--set`` values per optimizer: ``name=value`` for every optimizer that has the parameter
+    (at least one must), ``ga.name=value`` for one."""
+    from holo_bench.params import parse_assignment
+    from optimizers.registry import optimizer_class
 
     params: dict[str, dict] = {name: {} for name in optimizers}
     for assignment in assignments:
-        key = assignment.partition("=")[0]
-        scope, dot, _ = key.partition(".")
-        targets = [scope] if dot and scope in params else optimizers
-        bare = assignment[len(scope) + 1:] if dot and scope in params else assignment
-        for name in targets:
-            params[name].update(parse_params([bare]))
+        key, value = parse_assignment(assignment, "--set")
+        scope, dot, bare = key.rpartition(".")
+        if dot and scope not in params:
+            raise ValueError(f"--set {assignment}: {scope!r} is not an optimizer of this grid "
+                             f"({', '.join(optimizers)})")
+        if dot:
+            params[scope][bare] = value
+            continue
+        takers = [name for name in optimizers
+                  if bare in {f.name for f in dataclasses.fields(optimizer_class(name).Params)}]
+        if not takers:
+            raise ValueError(f"--set {assignment}: no optimizer of this grid ({', '.join(optimizers)}) "
+                             f"has a parameter {bare!r}")
+        for name in takers:
+            params[name][bare] = value
     return params
 
 
 def _run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from holo_bench.executors import run_grid
-    from holo_bench.runner import Job, job_summary
-    from optimizers.registry import optimizer_class
+    from harness.executors import run_grid
+    from harness.runner import job_summary, make_job
 
     optimizers = args.optimizer or DEFAULT_OPTIMIZERS
+    if len(set(optimizers)) != len(optimizers):
+        raise ValueError(f"--optimizer names {', '.join(optimizers)}: one of them twice")
     problems = suite.resolve_problems(args.problem or DEFAULT_PROBLEMS)
-    for name in optimizers:  # fail before any run starts
-        optimizer_class(name)
-    for problem in problems:
-        suite.make_function(problem)
     params = _split_params(args.set, optimizers)
     if args.backend:
         _set_backend(params, args.backend)
-    jobs = [
-        Job(optimizer=name, problem=problem, seed=seed, budget=args.budget, out=args.out,
-            params=params[name], label=args.label if args.label and len(optimizers) == 1 else "")
-        for name in optimizers for problem in problems for seed in args.seeds
-    ]
+    label = args.label if args.label and len(optimizers) == 1 else None
+    if args.label and len(optimizers) > 1:
+        raise ValueError("--label names the runs of a single --optimizer")
+    # The whole grid is validated (and every job identified) before the first job starts.
+    jobs = [make_job(name, problem, seed, args.budget, args.out, params[name], args.count, label)
+            for name in optimizers for problem in problems for seed in args.seeds]
     manifests = run_grid(jobs, executor=args.executor, workers=args.workers,
                          ray_address=args.ray_address, progress=not args.quiet)
     table = pd.DataFrame([job_summary(m) for m in manifests])
     failed = table[table["status"] != "finished"]
     finished = table[table["status"] == "finished"]
     if len(finished):
-        summary = finished.groupby(["problem", "optimizer"])["regret"].agg(["median", "min", "max", "count"])
-        print("final regret (best-so-far, over seeds):")
+        summary = finished.groupby(["problem", "optimizer", "count"])["regret"].agg(
+            ["median", "min", "max", "size"]).rename(columns={"size": "seeds"})
+        print("final regret (best-so-far, over seeds; count: the rule for repeated queries):")
         print(summary.to_string(float_format=lambda x: f"{x:.4f}"))
     for row in failed.itertuples():
         print(f"FAILED {row.optimizer} on {row.problem} seed {row.seed}: {row.error}", file=sys.stderr)
@@ -106,8 +133,11 @@ def _collect(args: argparse.Namespace) -> int:
     from leaderboard.store import collect
 
     report = collect(args.runs, args.db)
-    print(f"{len(report.added)} runs added or updated, {len(report.unchanged)} unchanged, "
-          f"{len(report.skipped)} unfinished skipped, {len(report.rejected)} rejected; store: {args.db}")
+    print(f"{len(report.added)} runs added, {len(report.unchanged)} unchanged, "
+          f"{len(report.duplicates)} duplicates of stored runs, {len(report.skipped)} unfinished "
+          f"skipped, {len(report.rejected)} rejected; store: {args.db}")
+    for folder, stored in report.duplicates.items():
+        print(f"DUPLICATE {folder}: the same run as {stored}, which the store keeps", file=sys.stderr)
     for folder, reason in report.rejected.items():
         print(f"REJECTED {folder}: {reason}", file=sys.stderr)
     return 1 if report.rejected else 0
@@ -117,13 +147,16 @@ def _submit(args: argparse.Namespace) -> int:
     from leaderboard.store import collect
     from leaderboard.verify import RunRejected, verify_run
 
+    if not Path(args.run_dir).is_dir():
+        raise ValueError(f"run_dir {args.run_dir} is not a folder")
     try:
         manifest = verify_run(args.run_dir).manifest
     except RunRejected as err:
         print(f"REJECTED {args.run_dir}: {err}", file=sys.stderr)
         return 1
-    print(f"accepted: {manifest['label']} on {manifest['problem']['name']} seed {manifest['job']['seed']}, "
-          f"{manifest['evaluations']} evaluations, final regret {manifest['regret']:.6g}")
+    print(f"accepted: {manifest.label} on {manifest.run.problem} seed {manifest.run.seed}, "
+          f"{manifest.evaluations} evaluations (count={manifest.run.count}), final regret "
+          f"{manifest.regret:.6g}")
     if args.db:
         collect(args.run_dir, args.db)
         print(f"added to {args.db}")
@@ -146,9 +179,9 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _regress(args: argparse.Namespace) -> int:
     import tempfile
 
-    from leaderboard.regress import regress
+    from harness.regression import regress, suite_definition
 
-    overrides = _split_params(args.set, suite.regression_suites().get(args.suite, {}).get("optimizers", []))
+    overrides = _split_params(args.set, suite_definition(args.suite)["optimizers"])
     with tempfile.TemporaryDirectory() as scratch:
         passed, lines = regress(args.suite, args.baseline, out=args.out or scratch,
                                 update=args.update_baseline, overrides=overrides,
@@ -171,13 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--optimizer", action="append", help=f"registered name or module:Class, repeatable (default: {' '.join(DEFAULT_OPTIMIZERS)})")
     run.add_argument("--problem", action="append", help=f"instance, suite or spec string, repeatable (default: {' '.join(DEFAULT_PROBLEMS)})")
     run.add_argument("--seeds", type=parse_seeds, default=parse_seeds(DEFAULT_SEEDS), help=f"e.g. 0-4 (default {DEFAULT_SEEDS})")
-    run.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help=f"oracle evaluations per run (default {DEFAULT_BUDGET})")
+    run.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET, help=f"charged oracle evaluations per run (default {DEFAULT_BUDGET})")
+    run.add_argument("--count", choices=["distinct", "all"],
+                     help="rule for repeated queries: 'distinct' answers a sequence already evaluated "
+                          "in the run for free, 'all' charges every query (default: distinct, or all "
+                          "on a noisy problem)")
     run.add_argument("--out", default=DEFAULT_OUT, help=f"folder for run folders (default {DEFAULT_OUT}/)")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="optimizer parameter; OPTIMIZER.NAME=VALUE for one optimizer")
     run.add_argument("--backend", choices=["hf", "vllm"], help="generation backend of the optimizers that have one (LLOME): transformers or vLLM")
     run.add_argument("--label", help="name the runs of a single optimizer (e.g. a configuration)")
     run.add_argument("--executor", choices=["local", "ray"], default="local")
-    run.add_argument("--workers", type=int, help="parallel jobs (default: one per core)")
+    run.add_argument("--workers", type=positive_int, help="parallel jobs (default: one per core)")
     run.add_argument("--ray-address", help="connect to this Ray cluster (default: start a local one)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
@@ -208,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="compare every optimizer with the one-sided test, even deterministic ones")
     gate.add_argument("--alpha", type=float, default=0.01, help="level of the one-sided test (default 0.01)")
     gate.add_argument("--out", help="keep the run folders here (default: a temporary folder)")
-    gate.add_argument("--workers", type=int)
+    gate.add_argument("--workers", type=positive_int)
     gate.set_defaults(func=_regress)
     return parser
 
@@ -217,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # bad names, specs or parameters: a message, not a traceback
-        print(f"holo-bench: error: {err}", file=sys.stderr)
+    except ValueError as err:  # bad names, specs, parameters, folders or stores: one line
+        print(f"holo-bench: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
 
 

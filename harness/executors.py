@@ -10,7 +10,8 @@ import os
 import queue
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from holo_bench.runner import Job, run_job
+from harness.runner import Job, run_job
+from holo_bench.record import Manifest
 
 _worker_updates = None  # in a pool worker: the queue its progress goes to
 
@@ -29,7 +30,7 @@ def _report(*update) -> None:
     _worker_updates.put(update)
 
 
-def _run_in_worker(job: Job) -> dict:
+def _run_in_worker(job: Job) -> Manifest:
     return run_job(job, _report)
 
 
@@ -44,7 +45,7 @@ class _ProgressBar:
         self._best: dict[tuple, float] = {}
         self._done = 0
         self._jobs = len(jobs)
-        self._bar = tqdm(total=sum(job.budget for job in jobs), unit="eval", disable=not enabled,
+        self._bar = tqdm(total=sum(job.run.budget for job in jobs), unit="eval", disable=not enabled,
                          dynamic_ncols=True, smoothing=0.1)
 
     def update(self, label, problem, seed, used, best, regret) -> None:
@@ -58,19 +59,20 @@ class _ProgressBar:
             f"lowest regret {min(self._regret.values()):.4g}"
         )
 
-    def job_done(self, manifest: dict) -> None:
+    def job_done(self, manifest: Manifest) -> None:
         self._done += 1
-        job = manifest["job"]
+        run = manifest.run
         # A run that ended early (solved, failed, optimizer done) counts its whole budget as done.
-        self.update(manifest["label"], job["problem"], job["seed"], job["budget"],
-                    manifest.get("best_value", float("-inf")), manifest.get("regret", float("inf")))
+        best = manifest.best_value if manifest.best_value is not None else float("-inf")
+        regret = manifest.regret if manifest.regret is not None else float("inf")
+        self.update(manifest.label, run.problem, run.seed, run.budget, best, regret)
 
     def close(self) -> None:
         self._bar.close()
 
 
 def run_grid(jobs: list[Job], executor: str = "local", workers: int | None = None,
-             ray_address: str | None = None, progress: bool = True) -> list[dict]:
+             ray_address: str | None = None, progress: bool = True) -> list[Manifest]:
     """Run every job and return their manifests, in the order of ``jobs``.
 
     ``local`` uses a process pool with ``workers`` processes (default: one per core; one worker
@@ -94,13 +96,13 @@ def run_grid(jobs: list[Job], executor: str = "local", workers: int | None = Non
         bar.close()
 
 
-def _run_on_pool(jobs: list[Job], workers: int, bar: _ProgressBar) -> list[dict]:
+def _run_on_pool(jobs: list[Job], workers: int, bar: _ProgressBar) -> list[Manifest]:
     # forkserver: workers fork from a clean server that imported the runner once, which is safe
     # with torch's thread pools (plain fork is not) and much faster to start than spawn.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["holo_bench.runner", "optimizers.registry"])
+    context.set_forkserver_preload(["harness.runner", "optimizers.registry"])
     updates = context.Queue()
-    results: list[dict | None] = [None] * len(jobs)
+    results: list[Manifest | None] = [None] * len(jobs)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(updates,)) as pool:
         futures = {pool.submit(_run_in_worker, job): i for i, job in enumerate(jobs)}
@@ -124,7 +126,7 @@ def _drain(updates, bar: _ProgressBar) -> None:
 
 
 def _run_on_ray(jobs: list[Job], address: str | None, workers: int | None,
-                bar: _ProgressBar) -> list[dict]:
+                bar: _ProgressBar) -> list[Manifest]:
     try:
         import ray
     except ImportError as err:
@@ -137,7 +139,7 @@ def _run_on_ray(jobs: list[Job], address: str | None, workers: int | None,
         remote = ray.remote(num_cpus=1)(run_job)
         refs = [remote.remote(job) for job in jobs]
         index = {ref: i for i, ref in enumerate(refs)}
-        results: list[dict | None] = [None] * len(jobs)
+        results: list[Manifest | None] = [None] * len(jobs)
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)

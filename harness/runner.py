@@ -1,0 +1,210 @@
+"""One benchmark run: an optimizer against a problem's oracle, recorded in a run folder.
+
+The runner owns the loop (ask, evaluate, tell) and the oracle, so no optimizer can overspend or
+grade itself. The run folder (``holo_bench.record``) is named by the run's identity, so runs
+that differ in configuration, budget or counting rule never share one. Rerunning a job skips it
+when its manifest says finished, and otherwise reruns it from the start while the oracle serves
+the calls already in the trace from disk: no evaluation is lost or charged twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import holo_bench
+from holo_bench.measures import is_solved
+from holo_bench.oracle import Oracle, check_count, default_count
+from holo_bench.protocol import Optimizer, Problem
+from holo_bench.record import (
+    OPTIMIZER_DIR, SCHEMA, STALL_CALLS, TRACE, Manifest, ProblemRecord, RunSpec, read_manifest,
+    run_folder, write_manifest,
+)
+from holo_bench.suite import make_function
+from optimizers.registry import make_optimizer
+
+# (label, problem, seed, evaluations used, best value, regret), at most every PROGRESS_SECONDS.
+Progress = Callable[[str, str, int, int, float, float], None]
+PROGRESS_SECONDS = 0.5
+
+
+class OptimizerError(RuntimeError):
+    """The optimizer broke the ask/tell contract."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a grid: what runs (``run``), where (``out``) and under which display label."""
+
+    run: RunSpec
+    out: str
+    label: str
+
+    @property
+    def folder(self) -> Path:
+        return run_folder(self.out, self.label, self.run)
+
+
+def make_job(optimizer: str, problem: str, seed: int, budget: int, out: str | os.PathLike,
+             params: dict | None = None, count: str | None = None, label: str | None = None) -> Job:
+    """A validated job: raises ``ValueError`` naming the problem (unknown optimizer or problem,
+    bad parameter, seed or budget, counting rule) before anything runs."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0:
+        raise ValueError(f"budget must be a positive integer, got {budget!r}")
+    function = make_function(problem)
+    count = check_count(default_count(function) if count is None else count, function)
+    config = make_optimizer(optimizer, params).config()
+    run = RunSpec(problem=problem, spec=function.spec, optimizer=optimizer, params=config,
+                  seed=int(seed), budget=int(budget), count=count)
+    return Job(run=run, out=str(out), label=label or optimizer)
+
+
+@cache
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict:
+    import torch
+
+    return {"holo_bench": holo_bench.__version__, "numpy": np.__version__, "torch": torch.__version__,
+            "python": platform.python_version(), "git_commit": _git_commit()}
+
+
+def _hardware() -> dict:
+    import torch
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"machine": platform.machine(), "processor": platform.processor() or None,
+            "system": platform.system(), "cpus": os.cpu_count(), "gpu": gpu}
+
+
+def check_ask(X, n: int, problem: Problem) -> np.ndarray:
+    """Enforce the ask contract: an integer ``(m, dim)`` array, ``m <= n``, tokens in range."""
+    if not isinstance(X, np.ndarray):
+        raise OptimizerError(f"ask({n}) returned {type(X).__name__}, expected a numpy integer array")
+    if X.dtype.kind not in "iu":
+        raise OptimizerError(f"ask({n}) returned dtype {X.dtype}, expected an integer dtype")
+    if X.ndim != 2 or X.shape[1] != problem.dim:
+        raise OptimizerError(f"ask({n}) returned shape {X.shape}, expected (m, {problem.dim})")
+    if len(X) > n:
+        raise OptimizerError(f"ask({n}) returned {len(X)} sequences, more than it was asked for")
+    if len(X) and (X.min() < 0 or X.max() >= problem.num_states):
+        raise OptimizerError(
+            f"ask({n}) returned tokens in [{X.min()}, {X.max()}], outside [0, {problem.num_states})"
+        )
+    return X
+
+
+def run_job(job: Job, progress: Progress | None = None) -> Manifest:
+    """Run (or resume, or skip) one job; returns its final manifest. Never raises for a failing
+    optimizer: the run ends as ``failed`` with the error recorded."""
+    run, folder = job.run, job.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = read_manifest(folder)
+    if previous is not None:
+        if previous.identity != run.identity:
+            raise ValueError(f"{folder} holds run {previous.identity}, not {run.identity}: "
+                             "move it away")
+        if previous.status == "finished":
+            return previous
+
+    function = make_function(run.spec)
+    oracle = Oracle(function, run.budget, count=run.count, log_path=folder / TRACE)
+    manifest = Manifest(
+        schema=SCHEMA, identity=run.identity, run=run, label=job.label,
+        problem=ProblemRecord(run.problem, function.spec, function.optimal_value, function.worst_value),
+        optimizer_class="", versions=_versions(), hardware=_hardware(), status="running",
+        started=time.time(),
+    )
+    optimizer = None
+    outcome: dict = {"status": "finished", "error": None}
+    started = time.perf_counter()
+    try:
+        optimizer = make_optimizer(run.optimizer, run.params)
+        if optimizer.config() != run.params:
+            raise OptimizerError(f"config() gives {optimizer.config()}, not the parameters it was "
+                                 f"built with, {run.params}")
+        manifest = dataclasses.replace(
+            manifest, optimizer_class=f"{type(optimizer).__module__}:{type(optimizer).__qualname__}")
+        write_manifest(folder, manifest)
+        initial = np.atleast_2d(function.initial_solution()).astype(np.int64)
+        problem = Problem(function.num_states, function.dim, run.budget, initial, run.count)
+        resumed = optimizer.setup(problem, np.random.SeedSequence(run.seed),
+                                  workdir=folder / OPTIMIZER_DIR)
+        if isinstance(resumed, bool) or not isinstance(resumed, int) or resumed < 0:
+            raise OptimizerError(
+                f"setup returned {resumed!r}; since holo-bench 0.2, setup(problem, seed, workdir) "
+                "returns how many oracle calls a restored state accounts for (0 for a fresh start)")
+        oracle.skip_replay(resumed)
+        outcome["stop_reason"] = _loop(job, oracle, optimizer, problem, progress)
+        if oracle.replaying:
+            raise OptimizerError("the run ended before replaying every logged call")
+    except Exception as err:
+        outcome = {"status": "failed", "stop_reason": None, "error": {
+            "type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}}
+    finally:
+        if optimizer is not None:
+            optimizer.close()
+        oracle.close()
+    manifest = dataclasses.replace(
+        manifest, **outcome, finished=time.time(), seconds=time.perf_counter() - started,
+        evaluations=oracle.used, queries=oracle.queries, calls=oracle.calls,
+        best_value=oracle.best_value, regret=oracle.regret,
+    )
+    write_manifest(folder, manifest)
+    if progress is not None:
+        progress(job.label, run.problem, run.seed, oracle.used, oracle.best_value, oracle.regret)
+    return manifest
+
+
+def _loop(job: Job, oracle: Oracle, optimizer: Optimizer, problem: Problem,
+          progress: Progress | None) -> str:
+    """Ask, evaluate, tell until a stop rule holds; returns the stop reason. The rules are checked
+    in this order before every call (the verifier recomputes them from the trace)."""
+    last_report = time.monotonic()
+    free_calls = 0  # consecutive calls that charged nothing
+    while True:
+        if is_solved(oracle.regret):
+            return "solved"
+        if oracle.remaining == 0:
+            return "budget"
+        if free_calls >= STALL_CALLS:
+            return "stalled"
+        X = check_ask(optimizer.ask(oracle.remaining), oracle.remaining, problem)
+        if len(X) == 0:
+            return "optimizer-done"
+        used = oracle.used
+        values = oracle.evaluate(X)
+        free_calls = 0 if oracle.used > used else free_calls + 1
+        optimizer.tell(X.copy(), values.copy())
+        if progress is not None and time.monotonic() - last_report > PROGRESS_SECONDS:
+            progress(job.label, job.run.problem, job.run.seed, oracle.used, oracle.best_value,
+                     oracle.regret)
+            last_report = time.monotonic()
+
+
+def job_summary(manifest: Manifest) -> dict:
+    """The fields of a manifest worth one line in a report."""
+    return {"optimizer": manifest.label, "problem": manifest.run.problem, "seed": manifest.run.seed,
+            "count": manifest.run.count, "status": manifest.status,
+            "evaluations": manifest.evaluations, "best_value": manifest.best_value,
+            "regret": manifest.regret, "error": (manifest.error or {}).get("message")}
