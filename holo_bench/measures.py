@@ -39,13 +39,14 @@ def best_so_far(values: np.ndarray, feasible: np.ndarray) -> np.ndarray:
 
 
 def evaluation_grid(budget: int) -> np.ndarray:
-    """Charged-evaluation counts ``1 <= e <= budget`` at which curves are read:
-    ``GRID_PER_DECADE`` log-spaced points per decade, always ending at ``budget`` itself."""
+    """Charged-evaluation counts ``1 <= e <= budget`` at which curves are read: ``10^(i/20)``
+    rounded (``GRID_PER_DECADE`` points per decade, the same points for every budget), always
+    ending at ``budget`` itself."""
     if budget < 1:
         raise ValueError(f"budget must be >= 1, got {budget}")
-    decades = np.log10(budget)
-    points = np.round(np.logspace(0, decades, int(np.ceil(decades * GRID_PER_DECADE)) + 1))
-    return np.union1d(points.astype(np.int64), [budget])
+    steps = np.arange(int(np.ceil(np.log10(budget) * GRID_PER_DECADE)) + 1)
+    points = np.round(10.0 ** (steps / GRID_PER_DECADE)).astype(np.int64)
+    return np.union1d(points[points <= budget], [budget])
 
 
 def charged_count(charged: np.ndarray) -> np.ndarray:

@@ -82,15 +82,15 @@ class Oracle:
                  log_path: str | os.PathLike | None = None):
         if isinstance(budget, bool) or int(budget) != budget or budget <= 0:
             raise ValueError(f"budget must be a positive integer, got {budget!r}")
+        self.function = function
+        self.budget = int(budget)
+        self.count = check_count(default_count(function) if count is None else count, function)
         if function.noise_std > 0 or function.negate:
             raise ValueError(
                 "the oracle needs a noise-free function that is maximized "
                 f"(got noise_std={function.noise_std}, negate={function.negate}): "
                 "regret is only defined on true values"
             )
-        self.function = function
-        self.budget = int(budget)
-        self.count = check_count(default_count(function) if count is None else count, function)
         self.used = 0
         self.queries = 0
         self.calls = 0
@@ -136,6 +136,8 @@ class Oracle:
         n = len(X)
         if n == 0:
             return np.empty(0)
+        if self.remaining == 0:
+            raise BudgetExhausted(f"the budget of {self.budget} evaluations is spent; nothing was charged")
         charged, source = self._charges(X)
         if charged.sum() > self.remaining:
             raise BudgetExhausted(

@@ -139,12 +139,12 @@ def collect(root: str | os.PathLike, db: str | os.PathLike) -> CollectReport:
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder of run folders")
-    folders = find_runs(root)
-    if not folders:
-        raise ValueError(f"{root} holds no run folders (none has a manifest.json)")
     report = CollectReport()
     connection = connect(db)
     try:
+        folders = find_runs(root)
+        if not folders:
+            raise ValueError(f"{root} holds no run folders (none has a manifest.json)")
         for folder in folders:
             _collect_one(connection, folder, report)
     finally:

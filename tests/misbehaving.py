@@ -1,6 +1,7 @@
-"""Optimizers for the runner's fault and resumption tests."""
+"""Optimizers for the runner's fault, stall and resumption tests."""
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -8,39 +9,49 @@ from optimizers.base import Optimizer
 from optimizers.ga import GeneticAlgorithm
 
 
+@dataclass(frozen=True)
+class ScriptedParams:
+    fault: str = "none"
+    at: int = 2
+    batch: int = 10
+
+
 class Scripted(Optimizer):
-    """Asks random sequences, then misbehaves in the way ``fault`` names at call ``at``."""
+    """Asks random sequences, then misbehaves in the way ``fault`` names at call ``at``
+    (``repeat``: from then on asks only its first batch again)."""
 
-    name = "scripted"
+    Params = ScriptedParams
 
-    def __init__(self, fault="none", at=2, batch=10):
-        self.fault, self.at, self.batch = fault, at, batch
-
-    def setup(self, problem, seed):
+    def setup(self, problem, seed, workdir=None):
         self._problem, self._rng, self._calls = problem, np.random.default_rng(seed), 0
+        self._first = None
+        return 0
 
     def ask(self, n):
         self._calls += 1
-        p = self._problem
-        X = self._rng.integers(0, p.num_states, (min(n, self.batch), p.dim))
-        if self._calls < self.at or self.fault == "none":
+        p, fault = self._problem, self.params.fault
+        X = self._rng.integers(0, p.num_states, (min(n, self.params.batch), p.dim))
+        self._first = X if self._first is None else self._first
+        if self._calls < self.params.at or fault == "none":
             return X
-        if self.fault == "raise":
+        if fault == "raise":
             raise RuntimeError("optimizer blew up")
-        if self.fault == "shape":
+        if fault == "shape":
             return X[:, :-1]
-        if self.fault == "dtype":
+        if fault == "dtype":
             return X.astype(np.float64)
-        if self.fault == "list":
+        if fault == "list":
             return X.tolist()
-        if self.fault == "range":
+        if fault == "range":
             X[0, 0] = p.num_states
             return X
-        if self.fault == "too-many":
+        if fault == "too-many":
             return self._rng.integers(0, p.num_states, (n + 1, p.dim))
-        if self.fault == "empty":
+        if fault == "empty":
             return X[:0]
-        raise AssertionError(self.fault)
+        if fault == "repeat":
+            return self._first[:n]
+        raise AssertionError(fault)
 
     def tell(self, X, values):
         X[:] = 0  # tampering with what it was told must not touch the log
@@ -53,3 +64,33 @@ class ThrottledGA(GeneticAlgorithm):
     def tell(self, X, values):
         super().tell(X, values)
         time.sleep(0.01)
+
+
+class OldStyle(Optimizer):
+    """An optimizer written for the protocol before holo-bench 0.2: parameters in ``__init__``,
+    ``setup(problem, seed)`` returning nothing."""
+
+    def __init__(self, batch=10):
+        self.batch = batch
+
+    def setup(self, problem, seed):
+        self._problem = problem
+
+    def ask(self, n):
+        return np.zeros((min(n, self.batch), self._problem.dim), dtype=np.int64)
+
+    def tell(self, X, values):
+        pass
+
+
+class NoneFromSetup(Optimizer):
+    """New-style parameters, but ``setup`` returns None instead of the resumed call count."""
+
+    def setup(self, problem, seed, workdir=None):
+        self._problem = problem
+
+    def ask(self, n):
+        return np.zeros((1, self._problem.dim), dtype=np.int64)
+
+    def tell(self, X, values):
+        pass

@@ -40,7 +40,7 @@ def diversified(f, generations=20, **params):
     """A GA whose particles drifted apart: equal values keep everybody, mutation accumulates."""
     ga = started(f, **params)
     for _ in range(generations):
-        X = ga.ask(ga.num_particles)
+        X = ga.ask(ga.params.num_particles)
         ga.tell(X, np.zeros(len(X)))
     return ga
 
@@ -329,8 +329,9 @@ def holo_run(seed):
 
 
 def our_run(f, seed):
-    """Our GA through the oracle, in the plain loop a runner uses."""
-    oracle = Oracle(f, BUDGET)
+    """Our GA through the oracle, in the plain loop a runner uses, charging every query as holo's
+    callers do."""
+    oracle = Oracle(f, BUDGET, count="all")
     ga = GeneticAlgorithm(**RUN)
     ga.setup(problem_of(f, BUDGET), seed)
     while oracle.remaining:

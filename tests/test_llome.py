@@ -13,36 +13,45 @@ import pytest
 import torch
 from tiny_pretrained import save_tiny_gpt2
 
-from holo_bench.runner import Job, run_job
+from harness.runner import make_job, run_job
+from holo_bench import make_function
+from holo_bench.record import read_manifest
 from holo_bench.trace import read_trace
+from optimizers.base import Problem
 from optimizers.llome.generate import HFBackend
 from optimizers.llome.model import EOS, RESIDUE_OFFSET, Codec, Tokens, new_model, target_logprobs
+from optimizers.llome.optimizer import LlomeMarge
 from optimizers.llome.propose import Proposals, select, sequence_key
 
 PROBLEM = "smoke_ehrlich_small"
 SMALL = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05, labels_per_round=200,
              num_seeds=20, steps=2, samples=2, first_epochs=30, epochs=3, lr=3e-3)
-SEED_BUDGET = 300  # 3 GA generations of 100
-BUDGET = 900  # the seed data and 3 rounds of 200
+SEED_QUERIES = 300  # 3 GA generations of 100 (repeats among them are not charged)
+BUDGET = 900  # the seed data and at least 3 rounds of 200
 
 
 def trace(folder):
     return read_trace(Path(folder) / "trace.bin")[1]
 
 
+def small_problem(budget=BUDGET):
+    f = make_function(PROBLEM)
+    return f, Problem(f.num_states, f.dim, budget, np.atleast_2d(f.initial_solution()).astype(np.int64))
+
+
 @pytest.fixture(scope="module")
 def marge_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    manifest = run_job(Job("llome-marge", PROBLEM, 0, BUDGET, str(out), params=SMALL))
-    return out / "llome-marge" / PROBLEM / "seed-0", manifest
+    job = make_job("llome-marge", PROBLEM, 0, BUDGET, tmp_path_factory.mktemp("runs"), params=SMALL)
+    return job.folder, run_job(job)
 
 
 def test_end_to_end_improves_on_its_round_zero_data(marge_run):
     folder, manifest = marge_run
-    assert manifest["status"] == "finished", manifest["error"]
-    values = trace(folder)["value"]
-    assert len(values) == manifest["evaluations"] <= BUDGET
-    assert values[SEED_BUDGET:].max() > values[:SEED_BUDGET].max()
+    assert manifest.status == "finished", manifest.error
+    records = trace(folder)
+    assert len(records) == manifest.queries and records["charged"].sum() == manifest.evaluations <= BUDGET
+    values = records["value"]
+    assert values[SEED_QUERIES:].max() > values[:SEED_QUERIES].max()
 
 
 def test_rounds_write_metrics_and_hugging_face_checkpoints(marge_run):
@@ -69,10 +78,10 @@ def test_killed_run_resumes_from_its_last_round(marge_run, tmp_path):
     """SIGKILL after two finished rounds; the rerun restores round 2 and ends with the same trace."""
     folder, _ = marge_run
     params = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={value}")]
-    command = [sys.executable, "-m", "holo_bench.cli", "run", "--optimizer", "llome-marge", "--problem",
+    command = [sys.executable, "-m", "harness.cli", "run", "--optimizer", "llome-marge", "--problem",
                PROBLEM, "--seeds", "0", "--budget", str(BUDGET), "--out", str(tmp_path), "--quiet",
                "--workers", "1", *params]
-    killed = tmp_path / "llome-marge" / PROBLEM / "seed-0"
+    killed = make_job("llome-marge", PROBLEM, 0, BUDGET, tmp_path, params=SMALL).folder  # the same run
     process = subprocess.Popen(command)
     metrics = killed / "optimizer" / "metrics.jsonl"
     deadline = time.time() + 300
@@ -82,7 +91,7 @@ def test_killed_run_resumes_from_its_last_round(marge_run, tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert json.loads((killed / "manifest.json").read_text())["status"] == "running"
+    assert read_manifest(killed).status == "running"
     partial = trace(killed)
     subprocess.run(command, check=True)
     resumed, whole = trace(killed), trace(folder)
@@ -94,16 +103,11 @@ def test_killed_run_resumes_from_its_last_round(marge_run, tmp_path):
 def test_a_resumed_round_asks_its_saved_proposals_without_generating_again(tmp_path, monkeypatch):
     """Killed after a round's proposals were made (and perhaps sent): the rerun asks exactly
     them, even where the backend would not repeat itself (vLLM), and counts no call twice."""
-    from holo_bench.suite import make_function
-    from optimizers.base import Problem
     from optimizers.llome import optimizer as llome
-    from optimizers.llome.optimizer import LlomeMarge
 
-    f = make_function(PROBLEM)
-    problem = Problem(f.num_states, f.dim, BUDGET, np.atleast_2d(f.initial_solution()).astype(np.int64))
+    f, problem = small_problem()
     first = LlomeMarge(**SMALL)
-    first.workdir = tmp_path
-    first.setup(problem, 0)
+    assert first.setup(problem, np.random.SeedSequence(0), workdir=tmp_path) == 0
     for _ in range(3):  # the GA seed data
         X = first.ask(100)
         first.tell(X, f(X))
@@ -111,9 +115,7 @@ def test_a_resumed_round_asks_its_saved_proposals_without_generating_again(tmp_p
     assert len(asked) > 0
     monkeypatch.setattr(llome, "refine", lambda *args, **kwargs: pytest.fail("generated again"))
     resumed = LlomeMarge(**SMALL)
-    resumed.workdir = tmp_path
-    resumed.setup(problem, 0)
-    assert resumed.resumed_calls == 3
+    assert resumed.setup(problem, np.random.SeedSequence(0), workdir=tmp_path) == 3
     np.testing.assert_array_equal(resumed.ask(200), asked)
     resumed.tell(asked, f(asked))
     rounds = (tmp_path / "metrics.jsonl").read_text().splitlines()
@@ -121,11 +123,76 @@ def test_a_resumed_round_asks_its_saved_proposals_without_generating_again(tmp_p
     assert json.loads(rounds[0])["calls"] == 4 and "feasible_rate" in json.loads(rounds[0])
 
 
+TINY = dict(seed_particles=50, seed_generations=2, seed_mutation_prob=0.05, labels_per_round=50, num_seeds=8,
+            steps=1, samples=2, first_epochs=2, epochs=1, hidden_size=32, layers=1)
+
+
+def asks_of(seed, rounds=2, **params):
+    """Every batch LLOME asks for in its seed phase and ``rounds`` rounds, driven without a runner."""
+    f, problem = small_problem()
+    optimizer = LlomeMarge(**{**TINY, **params})
+    optimizer.setup(problem, np.random.SeedSequence(seed))
+    asked = []
+    try:
+        for _ in range(TINY["seed_generations"] + rounds):
+            asked.append(optimizer.ask(100))
+            optimizer.tell(asked[-1], f(asked[-1]))
+    finally:
+        optimizer.close()
+    return asked
+
+
+def test_same_seed_same_asks_other_seed_other_asks():
+    first, again, other = asks_of(7), asks_of(7), asks_of(8)
+    assert all(len(X) for X in first)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    rounds = TINY["seed_generations"]
+    assert not any(np.array_equal(a, b) for a, b in zip(first[rounds:], other[rounds:]))
+
+
+@pytest.mark.parametrize("pretrained_model", [False, True])
+def test_a_run_leaves_the_global_random_generators_alone(pretrained_model, tmp_path):
+    """Model initialisation, training (a pretrained model's dropout too), generation and
+    selection draw only from the run's seed tree."""
+    params = {"model_path": str(save_tiny_gpt2(tmp_path))} if pretrained_model else {}
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
+    asks_of(0, rounds=1, **params)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    after = np.random.get_state()
+    assert np.array_equal(after[1], numpy_state[1]) and after[2:] == numpy_state[2:]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(steps=0), "steps must be an integer >= 1"),
+    (dict(hidden_size=48), "hidden_size 48 must be a multiple of head_size 32"),
+    (dict(seed_particles=10), "seed phase's GA.*survival_quantile \\* num_particles"),
+    (dict(temperatures="0.8,hot"), "temperatures must be comma-separated numbers"),
+    (dict(temperatures="0,1"), "temperatures must be > 0"),
+    (dict(keep_fraction=1.5), "keep_fraction"),
+    (dict(top_p=0.0), "top_p"),
+    (dict(lr=0.0), "lr and dpo_beta must be > 0"),
+    (dict(vllm_gpu_memory=0.0), "vllm_gpu_memory"),
+    (dict(device="gpu"), "device must be a torch device"),
+])
+def test_parameters_out_of_range_are_refused_by_name(bad, message):
+    with pytest.raises(ValueError, match=message):
+        LlomeMarge(**bad)
+
+
+def test_vllm_prompt_seeds_are_distinct_and_leave_room_for_their_samples():
+    from optimizers.llome.vllm_backend import prompt_seed
+
+    seeds = [prompt_seed(12345, b) for b in range(1000)]
+    assert len(set(seeds)) == 1000 and max(seeds) < 2**62
+    assert seeds == [prompt_seed(12345, b) for b in range(1000)] != [prompt_seed(12346, b) for b in range(1000)]
+
+
 @pytest.mark.parametrize("variant", ["llome-sft", "llome-dpo"])
 def test_other_variants_run_end_to_end(tmp_path, variant):
-    manifest = run_job(Job(variant, PROBLEM, 1, SEED_BUDGET + 200, str(tmp_path), params=SMALL))
-    assert manifest["status"] == "finished", manifest["error"]
-    rounds = (tmp_path / variant / PROBLEM / "seed-1" / "optimizer" / "metrics.jsonl").read_text().splitlines()
+    job = make_job(variant, PROBLEM, 1, SEED_QUERIES + 200, tmp_path, params=SMALL)
+    manifest = run_job(job)
+    assert manifest.status == "finished", manifest.error
+    rounds = (job.folder / "optimizer" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(rounds[-1])["loss"] == ("sft" if variant == "llome-sft" or len(rounds) == 1 else "dpo")
 
 
@@ -232,24 +299,21 @@ def test_padded_log_probabilities_equal_unpadded_ones(pretrained):
 
 def test_llome_runs_from_a_local_pretrained_model(pretrained, tmp_path):
     params = {**SMALL, "model_path": str(pretrained), "first_epochs": 2, "epochs": 1}
-    manifest = run_job(Job("llome-marge", PROBLEM, 0, SEED_BUDGET + 200, str(tmp_path), params=params))
-    assert manifest["status"] == "finished", manifest["error"]
-    folder = tmp_path / "llome-marge" / PROBLEM / "seed-0" / "optimizer"
+    job = make_job("llome-marge", PROBLEM, 0, SEED_QUERIES + 200, tmp_path, params=params)
+    manifest = run_job(job)
+    assert manifest.status == "finished", manifest.error
+    folder = job.folder / "optimizer"
     assert (folder / "round-1" / "tokenizer.json").exists()
     first = json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])
     assert first["generated"] > 0 and 0 <= first["parse_rate"] <= 1
 
 
 def test_released_batch_of_one_is_available_with_a_warning():
-    from optimizers.llome.optimizer import LlomeMarge
-
     with pytest.warns(UserWarning, match="rewards have no effect"):
-        assert LlomeMarge(batch_size=1).batch_size == 1
+        assert LlomeMarge(batch_size=1).params.batch_size == 1
 
 
 def test_only_the_transformers_backend_on_a_cpu_is_deterministic():
-    from optimizers.llome.optimizer import LlomeMarge
-
     assert LlomeMarge().deterministic
     assert not LlomeMarge(backend="vllm").deterministic
     assert not LlomeMarge(device="cuda").deterministic
@@ -258,12 +322,12 @@ def test_only_the_transformers_backend_on_a_cpu_is_deterministic():
 
 
 def test_backend_option_reaches_llome_and_is_refused_where_no_optimizer_has_one(tmp_path):
-    from holo_bench.cli import _set_backend
+    from harness.cli import _set_backend
 
     params = {"ga": {}, "llome-sft": {"lr": 0.1}}
     _set_backend(params, "vllm")
     assert params == {"ga": {}, "llome-sft": {"lr": 0.1, "backend": "vllm"}}
-    result = subprocess.run([sys.executable, "-m", "holo_bench.cli", "run", "--optimizer", "ga", "--backend", "vllm",
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--optimizer", "ga", "--backend", "vllm",
                              "--out", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode != 0 and "none of ga has a generation backend" in result.stderr
 

@@ -6,10 +6,13 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
+
+from holo_bench.record import find_runs, read_manifest
 
 from optimizers.closure import ClosureAdapter, HoloDiscreteEvolution
 from optimizers.ga import GeneticAlgorithm
-from optimizers.registry import available, make_optimizer, optimizer_class, parse_params
+from optimizers.registry import available, make_optimizer, optimizer_class
 
 
 def test_builtins_resolve():
@@ -24,24 +27,37 @@ def test_module_class_paths_resolve():
 
 @pytest.mark.parametrize(
     "name,message",
-    [("nope", "unknown optimizer 'nope'"), ("no.such.module:X", "cannot load"),
-     ("numpy:ndarray", "not a subclass")],
+    [("nope", "unknown optimizer 'nope'"), ("gaa", r"did you mean ga\?"),
+     ("no.such.module:X", "cannot load"), ("numpy:ndarray", "not a subclass")],
 )
 def test_bad_names_say_what_is_wrong(name, message):
     with pytest.raises(ValueError, match=message):
         optimizer_class(name)
 
 
-def test_bad_parameters_name_the_optimizer():
-    with pytest.raises(ValueError, match="bad parameters for optimizer 'ga'"):
-        make_optimizer("ga", {"no_such_parameter": 1})
+@pytest.mark.parametrize(
+    "params,message",
+    [({"no_such_parameter": 1}, "GeneticAlgorithm has no parameter 'no_such_parameter'"),
+     ({"num_particle": 10}, "did you mean num_particles"),
+     ({"num_particles": "many"}, "parameter num_particles must be an integer, got 'many'"),
+     ({"mutation_prob": True}, "parameter mutation_prob must be a number or none"),
+     ({"num_particles": 0}, "num_particles must be an integer >= 1")],
+)
+def test_bad_parameters_name_the_optimizer_and_the_parameter(params, message):
+    with pytest.raises(ValueError, match=message):
+        make_optimizer("ga", params)
 
 
-def test_parse_params_types_values():
-    assert parse_params(["a=3", "b=0.5", "c=none", "d=true", "e=text"]) == {
-        "a": 3, "b": 0.5, "c": None, "d": True, "e": "text"}
-    with pytest.raises(ValueError, match="name=value"):
-        parse_params(["oops"])
+def test_parameters_from_text_and_from_values_are_one_configuration():
+    from_text = make_optimizer("ga", {"num_particles": "200", "mutation_prob": "none",
+                                      "recombine_prob": "1e-1"})
+    from_values = make_optimizer("ga", {"num_particles": 200, "mutation_prob": None,
+                                        "recombine_prob": 0.1})
+    assert from_text.params == from_values.params
+    assert from_text.config() == {"num_particles": 200, "mutation_prob": None,
+                                  "recombine_prob": 0.1, "survival_quantile": 0.1}
+    zero = make_optimizer("ga", {"recombine_prob": 0}).params.recombine_prob
+    assert zero == 0.0 and isinstance(zero, float)  # 0 and 0.0 record as one value
 
 
 def test_third_party_optimizer_runs_through_its_entry_point(tmp_path):
@@ -49,18 +65,23 @@ def test_third_party_optimizer_runs_through_its_entry_point(tmp_path):
     package = tmp_path / "site" / "greedy_walk"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(textwrap.dedent("""
+        from dataclasses import dataclass
+
         import numpy as np
         from optimizers.base import Optimizer
 
+        @dataclass(frozen=True)
+        class GreedyWalkParams:
+            batch: int = 20
+
         class GreedyWalk(Optimizer):
-            name = "greedy-walk"
-            def __init__(self, batch=20):
-                self.batch = batch
-            def setup(self, problem, seed):
+            Params = GreedyWalkParams
+            def setup(self, problem, seed, workdir=None):
                 self.rng = np.random.default_rng(seed)
                 self.best, self.best_value, self.p = problem.initial_solution[0], -np.inf, problem
+                return 0
             def ask(self, n):
-                X = np.tile(self.best, (min(n, self.batch), 1))
+                X = np.tile(self.best, (min(n, self.params.batch), 1))
                 pos = self.rng.integers(0, self.p.dim, len(X))
                 X[np.arange(len(X)), pos] = self.rng.integers(0, self.p.num_states, len(X))
                 return X
@@ -75,13 +96,16 @@ def test_third_party_optimizer_runs_through_its_entry_point(tmp_path):
     env = {"PYTHONPATH": str(tmp_path / "site"), "PATH": ""}
     out = tmp_path / "runs"
     run = subprocess.run(
-        [sys.executable, "-m", "holo_bench.cli", "run", "--optimizer", "greedy-walk", "--problem",
-         "smoke_ehrlich_small", "--seeds", "0", "--budget", "200", "--out", str(out), "--quiet"],
+        [sys.executable, "-m", "harness.cli", "run", "--optimizer", "greedy-walk", "--problem",
+         "smoke_ehrlich_small", "--seeds", "0", "--budget", "200", "--out", str(out), "--quiet",
+         "--set", "batch=10"],
         capture_output=True, text=True, env=env,
     )
     assert run.returncode == 0, run.stderr
     assert "1 of 1 runs finished" in run.stdout
-    assert (out / "greedy-walk" / "smoke_ehrlich_small" / "seed-0" / "trace.bin").exists()
+    [folder] = find_runs(out)
+    assert folder.parent == out / "greedy-walk" / "smoke_ehrlich_small" and (folder / "trace.bin").exists()
+    assert read_manifest(folder).run.params == {"batch": 10}
 
 
 def test_closure_adapter_runs_holo_discrete_evolution_unchanged():
@@ -92,7 +116,7 @@ def test_closure_adapter_runs_holo_discrete_evolution_unchanged():
     f = make_function("f2")
     problem = Problem(32, 32, 1000, f.initial_solution()[None])
     optimizer = HoloDiscreteEvolution(num_particles=50)
-    optimizer.setup(problem, 0)
+    assert optimizer.setup(problem, np.random.SeedSequence(0)) == 0
     X = optimizer.ask(1000)
     assert X.shape == (50, 32) and (X == f.initial_solution()).all()
     optimizer.tell(X, f(X))
@@ -109,8 +133,27 @@ def test_closure_adapter_reports_the_wrapped_optimizers_errors():
 
     from optimizers.base import Problem
 
-    adapter = ClosureAdapter(lambda params, problem, seed: Broken())
-    adapter.setup(Problem(4, 3, 10, np.zeros((1, 3), dtype=np.int64)), 0)
+    class BrokenAdapter(ClosureAdapter):
+        def build(self, params, problem):
+            return Broken()
+
+    adapter = BrokenAdapter()
+    adapter.setup(Problem(4, 3, 10, np.zeros((1, 3), dtype=np.int64)), np.random.SeedSequence(0))
     with pytest.raises(RuntimeError, match="inner failure"):
         adapter.ask(5)
     adapter.close()
+
+
+def test_closure_adapter_leaves_torchs_global_generator_as_it_was():
+    from holo_bench import make_function
+    from optimizers.base import Problem
+
+    f = make_function("f2")
+    state = torch.random.get_rng_state()
+    optimizer = HoloDiscreteEvolution(num_particles=20)
+    optimizer.setup(Problem(32, 32, 1000, f.initial_solution()[None]), np.random.SeedSequence(3))
+    X = optimizer.ask(1000)
+    optimizer.tell(X, f(X))
+    optimizer.ask(1000)
+    optimizer.close()
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -1,7 +1,7 @@
 """The runner: run folders, determinism, faults, resumption after a kill, executors."""
 
-import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,18 +13,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.executors import run_grid
+from harness.runner import make_job, run_job
 from holo_bench import make_function
-from holo_bench.executors import run_grid
-from holo_bench.runner import Job, run_job
+from holo_bench.record import STALL_CALLS, find_runs, read_manifest
 from holo_bench.trace import read_trace
 from leaderboard import load_runs
+from leaderboard.verify import verify_run
 
 TESTS = str(Path(__file__).parent)
 PROBLEM = "smoke_ehrlich_small"
 
 
-def job(tmp_path, optimizer="random", seed=0, budget=300, **params):
-    return Job(optimizer=optimizer, problem=PROBLEM, seed=seed, budget=budget, out=str(tmp_path), params=params)
+def job(tmp_path, optimizer="random", seed=0, budget=300, problem=PROBLEM, count=None, **params):
+    return make_job(optimizer, problem, seed, budget, tmp_path, params, count)
 
 
 def trace_of(folder):
@@ -39,39 +41,63 @@ def same_trace(a, b):
 
 
 def test_run_folder_holds_manifest_and_complete_trace(tmp_path):
-    manifest = run_job(job(tmp_path, batch_size=64))
-    folder = tmp_path / "random" / PROBLEM / "seed-0"
-    assert json.loads((folder / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
-    assert manifest["status"] == "finished" and manifest["error"] is None
-    assert manifest["optimizer"]["config"] == {"batch_size": 64}
-    assert manifest["problem"]["spec"] == make_function(PROBLEM).spec
-    assert {"numpy", "torch", "python", "holo_bench", "git_commit"} <= set(manifest["versions"])
+    the_job = job(tmp_path, batch_size=64)
+    manifest = run_job(the_job)
+    folder = tmp_path / "random" / PROBLEM / f"seed-0-{manifest.identity[:10]}"
+    assert the_job.folder == folder and find_runs(tmp_path) == [folder]
+    assert read_manifest(folder) == manifest
+    assert manifest.status == "finished" and manifest.error is None
+    assert manifest.run.params == {"batch_size": 64} and manifest.run.count == "distinct"
+    assert manifest.problem.spec == make_function(PROBLEM).spec
+    assert {"numpy", "torch", "python", "holo_bench", "git_commit"} <= set(manifest.versions)
+    assert {"machine", "cpus", "gpu"} <= set(manifest.hardware)
     records = trace_of(folder)
-    assert len(records) == manifest["evaluations"] <= 300
+    assert len(records) == manifest.queries and records["charged"].sum() == manifest.evaluations <= 300
     f = make_function(PROBLEM)
     np.testing.assert_array_equal(records["value"], f(records["sequence"]))
-    if manifest["stop_reason"] == "solved":
-        assert manifest["regret"] == 0.0 and records["value"].max() == 1.0
+    if manifest.stop_reason == "solved":
+        assert manifest.regret == 0.0 and records["value"].max() == 1.0
     else:
-        assert manifest["stop_reason"] == "budget" and len(records) == 300
+        assert manifest.stop_reason == "budget" and manifest.evaluations == 300
 
 
 def test_same_seed_same_trace_bit_for_bit(tmp_path):
     for optimizer in ("ga", "random"):
-        a = run_job(job(tmp_path / "a", optimizer, seed=3, budget=2000))
-        b = run_job(job(tmp_path / "b", optimizer, seed=3, budget=2000))
-        c = run_job(job(tmp_path / "c", optimizer, seed=4, budget=2000))
-        folder = Path(optimizer) / PROBLEM
-        assert same_trace(trace_of(tmp_path / "a" / folder / "seed-3"), trace_of(tmp_path / "b" / folder / "seed-3"))
-        assert not same_trace(trace_of(tmp_path / "a" / folder / "seed-3"), trace_of(tmp_path / "c" / folder / "seed-4"))
-        assert a["regret"] == b["regret"]
+        a, b, c = (job(tmp_path / name, optimizer, seed=seed, budget=2000)
+                   for name, seed in (("a", 3), ("b", 3), ("c", 4)))
+        assert run_job(a).regret == run_job(b).regret
+        run_job(c)
+        assert same_trace(trace_of(a.folder), trace_of(b.folder))
+        assert not same_trace(trace_of(a.folder), trace_of(c.folder))
 
 
-def test_stops_when_the_optimum_is_found(tmp_path):
-    manifest = run_job(Job("random", "smoke_ehrlich_tiny", 0, 100_000, str(tmp_path), {"batch_size": 1}))
-    assert manifest["stop_reason"] == "solved" and 1 < manifest["evaluations"] < 100_000
-    values = trace_of(tmp_path / "random" / "smoke_ehrlich_tiny" / "seed-0")["value"]
+@pytest.mark.parametrize("count", ["distinct", "all"])
+def test_stops_when_the_optimum_is_found(tmp_path, count):
+    the_job = job(tmp_path, problem="smoke_ehrlich_tiny", budget=100_000, count=count, batch_size=1)
+    manifest = run_job(the_job)
+    assert manifest.stop_reason == "solved" and 1 < manifest.evaluations < 100_000
+    values = trace_of(the_job.folder)["value"]
     assert values[-1] == 1.0 and values[:-1].max() < 1.0
+
+
+def test_rough_mount_fuji_run_ends_solved_at_its_optimum_and_verifies(tmp_path):
+    """Random search on an 8-bit landscape with 3000 evaluations finds the optimum; the run must
+    stop there, as solved, and pass verification (its regret is exactly 0, not 5.55e-17)."""
+    the_job = job(tmp_path, problem="rmf:L=8,a=0.1,seed=1", budget=3000, count="all")
+    manifest = run_job(the_job)
+    assert manifest.stop_reason == "solved" and manifest.regret == 0.0
+    assert manifest.evaluations < 3000
+    verify_run(the_job.folder)
+
+
+def test_distinct_count_charges_each_distinct_sequence_once(tmp_path):
+    """The GA re-asks many sequences; under ``distinct`` its charges are its distinct sequences."""
+    the_job = job(tmp_path, "ga", problem="f2", budget=5000, num_particles=200)
+    manifest = run_job(the_job)
+    records = trace_of(the_job.folder)
+    distinct = len(np.unique(records["sequence"], axis=0))
+    assert manifest.evaluations == records["charged"].sum() == distinct == 5000
+    assert manifest.queries == len(records) > distinct  # the repeats were answered, free
 
 
 @pytest.mark.parametrize(
@@ -86,53 +112,80 @@ def test_stops_when_the_optimum_is_found(tmp_path):
     ],
 )
 def test_broken_optimizer_ends_as_a_failed_run_with_its_error(tmp_path, fault, message):
-    manifest = run_job(job(tmp_path, "misbehaving:Scripted", fault=fault, at=3))
-    assert manifest["status"] == "failed"
-    assert manifest["error"]["message"] and __import__("re").search(message, manifest["error"]["message"])
-    records = trace_of(tmp_path / "misbehaving_Scripted" / PROBLEM / "seed-0")
-    assert len(records) == manifest["evaluations"] == 20  # two good calls, kept and untampered
+    the_job = job(tmp_path, "misbehaving:Scripted", fault=fault, at=3)
+    manifest = run_job(the_job)
+    assert manifest.status == "failed"
+    assert manifest.error["message"] and re.search(message, manifest.error["message"])
+    records = trace_of(the_job.folder)
+    assert len(records) == manifest.evaluations == 20  # two good calls, kept and untampered
     f = make_function(PROBLEM)
     np.testing.assert_array_equal(records["value"], f(records["sequence"]))
 
 
 def test_optimizer_with_nothing_to_ask_ends_the_run(tmp_path):
     manifest = run_job(job(tmp_path, "misbehaving:Scripted", fault="empty", at=2))
-    assert manifest["status"] == "finished" and manifest["stop_reason"] == "optimizer-done"
-    assert manifest["evaluations"] == 10
+    assert manifest.status == "finished" and manifest.stop_reason == "optimizer-done"
+    assert manifest.evaluations == 10
+
+
+def test_optimizer_asking_only_known_sequences_stalls_and_verifies(tmp_path):
+    """Under ``distinct`` a repeat is free, so an optimizer that only repeats would never spend
+    its budget: after STALL_CALLS such calls in a row the run ends as ``stalled``."""
+    the_job = job(tmp_path, "misbehaving:Scripted", fault="repeat", at=3)
+    manifest = run_job(the_job)
+    assert manifest.stop_reason == "stalled" and manifest.evaluations == 20
+    assert manifest.calls == 2 + STALL_CALLS
+    verify_run(the_job.folder)
+
+
+def test_optimizer_of_the_old_protocol_is_refused_before_it_runs(tmp_path):
+    with pytest.raises(ValueError, match="since holo-bench 0.2"):
+        job(tmp_path, "misbehaving:OldStyle")
+
+
+def test_setup_that_returns_nothing_fails_the_run_with_what_changed(tmp_path):
+    manifest = run_job(job(tmp_path, "misbehaving:NoneFromSetup"))
+    assert manifest.status == "failed" and "since holo-bench 0.2" in manifest.error["message"]
 
 
 def test_failed_run_does_not_stop_the_grid(tmp_path):
     jobs = [job(tmp_path, "misbehaving:Scripted", fault="raise", at=1), job(tmp_path, "random")]
     manifests = run_grid(jobs, workers=1, progress=False)
-    assert [m["status"] for m in manifests] == ["failed", "finished"]
+    assert [m.status for m in manifests] == ["failed", "finished"]
 
 
 @settings(max_examples=40, deadline=None)
-@given(fault=st.sampled_from(["none", "shape", "dtype", "range", "too-many", "raise"]),
-       at=st.integers(1, 6), batch=st.integers(1, 40), budget=st.integers(1, 120))
-def test_no_optimizer_makes_the_oracle_charge_past_its_budget(tmp_path_factory, fault, at, batch, budget):
-    out = tmp_path_factory.mktemp("runs")
-    manifest = run_job(Job("misbehaving:Scripted", PROBLEM, 0, budget, str(out),
-                           params=dict(fault=fault, at=at, batch=batch)))
-    records = trace_of(out / "misbehaving_Scripted" / PROBLEM / "seed-0")
-    assert len(records) == manifest["evaluations"] <= budget
+@given(fault=st.sampled_from(["none", "shape", "dtype", "range", "too-many", "raise", "repeat"]),
+       at=st.integers(1, 6), batch=st.integers(1, 40), budget=st.integers(1, 120),
+       count=st.sampled_from(["distinct", "all"]))
+def test_no_optimizer_makes_the_oracle_charge_past_its_budget(tmp_path_factory, fault, at, batch,
+                                                              budget, count):
+    the_job = job(tmp_path_factory.mktemp("runs"), "misbehaving:Scripted", budget=budget, count=count,
+                  fault=fault, at=at, batch=batch)
+    manifest = run_job(the_job)
+    records = trace_of(the_job.folder)
+    assert records["charged"].sum() == manifest.evaluations <= budget
+    if manifest.status == "finished":
+        verify_run(the_job.folder)
 
 
 def test_rerun_skips_finished_runs(tmp_path):
     first = run_job(job(tmp_path, budget=200))
-    mtime = os.stat(tmp_path / "random" / PROBLEM / "seed-0" / "trace.bin").st_mtime_ns
+    trace = job(tmp_path, budget=200).folder / "trace.bin"
+    mtime = os.stat(trace).st_mtime_ns
     assert run_job(job(tmp_path, budget=200)) == first
-    assert os.stat(tmp_path / "random" / PROBLEM / "seed-0" / "trace.bin").st_mtime_ns == mtime
+    assert os.stat(trace).st_mtime_ns == mtime
 
 
-def test_rerun_with_another_configuration_in_the_same_folder_is_refused(tmp_path):
-    run_job(job(tmp_path, budget=200))
-    with pytest.raises(ValueError, match="holds a run of"):
-        run_job(job(tmp_path, budget=300))
+def test_runs_that_differ_in_budget_or_count_get_folders_of_their_own(tmp_path):
+    jobs = [job(tmp_path, budget=200), job(tmp_path, budget=300), job(tmp_path, budget=200, count="all")]
+    manifests = [run_job(j) for j in jobs]
+    assert len({j.folder for j in jobs}) == 3 and len(find_runs(tmp_path)) == 3
+    assert [m.run.budget for m in manifests] == [200, 300, 200]
 
 
 def cli(*args):
-    return [sys.executable, "-m", "holo_bench.cli", "run", *args]
+    return [sys.executable, "-m", "harness.cli", "run", *args]
 
 
 def test_killed_run_resumes_without_losing_or_repeating_evaluations(tmp_path):
@@ -141,27 +194,27 @@ def test_killed_run_resumes_without_losing_or_repeating_evaluations(tmp_path):
             "20000", "--set", "num_particles=100", "--quiet", "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": TESTS}
     killed = tmp_path / "killed"
-    folder = killed / "misbehaving_ThrottledGA" / "f2" / "seed-0"
+    folder = make_job("misbehaving:ThrottledGA", "f2", 0, 20000, killed, {"num_particles": 100}).folder
     process = subprocess.Popen(cli(*args, "--out", str(killed)), env=env)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
-        if (folder / "trace.bin").exists() and len(trace_of(folder)) >= 5000:
+        if (folder / "trace.bin").exists() and trace_of(folder)["charged"].sum() >= 5000:
             break
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
     partial = trace_of(folder)
-    assert json.loads((folder / "manifest.json").read_text())["status"] == "running"
-    assert 5000 <= len(partial) < 20_000
+    assert read_manifest(folder).status == "running"
+    assert 5000 <= partial["charged"].sum() < 20_000
 
     subprocess.run(cli(*args, "--out", str(killed)), check=True, env=env)
     subprocess.run(cli(*args, "--out", str(tmp_path / "whole")), check=True, env=env)
     resumed = trace_of(folder)
-    whole = trace_of(tmp_path / "whole" / "misbehaving_ThrottledGA" / "f2" / "seed-0")
-    assert len(resumed) == 20_000 and same_trace(resumed, whole)
+    whole = trace_of(tmp_path / "whole" / folder.relative_to(killed))
+    assert resumed["charged"].sum() == 20_000 and same_trace(resumed, whole)
     assert same_trace(resumed[: len(partial)], partial)  # the killed run's evaluations were kept
     np.testing.assert_array_equal(resumed["time"][: len(partial)], partial["time"])  # not redone
-    assert json.loads((folder / "manifest.json").read_text())["status"] == "finished"
+    assert read_manifest(folder).status == "finished"
 
 
 def test_process_pool_gives_the_same_results_as_one_process(tmp_path):
@@ -169,9 +222,9 @@ def test_process_pool_gives_the_same_results_as_one_process(tmp_path):
     inline = run_grid(jobs(tmp_path / "inline"), workers=1, progress=False)
     pooled = run_grid(jobs(tmp_path / "pool"), workers=2, progress=False)
     for a, b in zip(inline, pooled):
-        assert (a["label"], a["job"]["seed"], a["status"], a["regret"]) == (b["label"], b["job"]["seed"], b["status"], b["regret"])
-    for j in jobs("."):
-        assert same_trace(trace_of(tmp_path / "inline" / j.folder), trace_of(tmp_path / "pool" / j.folder))
+        assert (a.identity, a.status, a.regret) == (b.identity, b.status, b.regret)
+    for inline_job, pool_job in zip(jobs(tmp_path / "inline"), jobs(tmp_path / "pool")):
+        assert same_trace(trace_of(inline_job.folder), trace_of(pool_job.folder))
 
 
 def test_ray_gives_the_same_results_as_the_local_executor(tmp_path):
@@ -179,18 +232,25 @@ def test_ray_gives_the_same_results_as_the_local_executor(tmp_path):
     jobs = lambda out: [job(out, o, seed=s, budget=1500) for o in ("ga", "random") for s in (0, 1)]  # noqa: E731
     local = run_grid(jobs(tmp_path / "local"), workers=1, progress=False)
     on_ray = run_grid(jobs(tmp_path / "ray"), executor="ray", workers=2, progress=False)
-    assert [m["regret"] for m in local] == [m["regret"] for m in on_ray]
-    for j in jobs("."):
-        assert same_trace(trace_of(tmp_path / "local" / j.folder), trace_of(tmp_path / "ray" / j.folder))
+    assert [m.regret for m in local] == [m.regret for m in on_ray]
+    for local_job, ray_job in zip(jobs(tmp_path / "local"), jobs(tmp_path / "ray")):
+        assert same_trace(trace_of(local_job.folder), trace_of(ray_job.folder))
 
 
-def test_load_runs_gives_one_row_per_evaluation_with_best_so_far_and_regret(tmp_path):
-    run_grid([job(tmp_path, "random", seed=s, budget=250, batch_size=50) for s in (0, 1)], workers=1, progress=False)
+def test_load_runs_gives_one_row_per_query_with_charged_count_best_so_far_and_regret(tmp_path):
+    run_grid([job(tmp_path, "ga", seed=s, budget=500, num_particles=50) for s in (0, 1)],
+             workers=1, progress=False)
     frame = load_runs(tmp_path)
-    assert set(frame["seed"]) == {0, 1} and set(frame["optimizer"]) == {"random"}
+    assert set(frame["seed"]) == {0, 1} and set(frame["optimizer"]) == {"ga"}
     for seed, rows in frame.groupby("seed"):
         values = rows["value"].to_numpy()
         best = [max([v for v in values[: i + 1] if v > -np.inf], default=-np.inf) for i in range(len(values))]
         np.testing.assert_array_equal(rows["best_so_far"], best)
         np.testing.assert_array_equal(rows["regret"], 1 - np.maximum(0, best))
-        np.testing.assert_array_equal(rows["evaluation"], np.arange(1, len(rows) + 1))
+        charged, seen = [], set()  # by hand: a query is charged the first time its sequence appears
+        for sequence in trace_of(job(tmp_path, "ga", seed=seed, budget=500, num_particles=50).folder)["sequence"]:
+            charged.append(sequence.tobytes() not in seen)
+            seen.add(sequence.tobytes())
+        np.testing.assert_array_equal(rows["charged"], charged)
+        np.testing.assert_array_equal(rows["evaluation"], np.cumsum(charged))
+        assert not all(charged)  # the GA does repeat itself, so the two counts differ

@@ -7,20 +7,31 @@ import sqlite3
 import numpy as np
 import pytest
 
-from holo_bench.executors import run_grid
-from holo_bench.runner import Job
+from harness.executors import run_grid
+from harness.runner import make_job
 from leaderboard import load_runs
 from leaderboard.aggregate import summarize_store
-from leaderboard.store import GRID, collect, read_store, targets_for
+from leaderboard.store import StoreError, collect, read_store, targets_for
+
+BUDGET = 3000
+
+
+def grid_jobs(out, budget=BUDGET):
+    return [make_job(o, p, s, budget, out, {"num_particles": 100} if o == "ga" else {"batch_size": 100})
+            for o in ("ga", "random") for p in ("smoke_ehrlich_small", "smoke_ehrlich_tiny")
+            for s in range(3)]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    jobs = [Job(o, p, s, 3000, str(out), params={"num_particles": 100} if o == "ga" else {"batch_size": 100})
-            for o in ("ga", "random") for p in ("smoke_ehrlich_small", "smoke_ehrlich_tiny") for s in range(3)]
-    run_grid(jobs, workers=1, progress=False)
+    run_grid(grid_jobs(out), workers=1, progress=False)
     return out
+
+
+def stored_runs(db):
+    with sqlite3.connect(db) as connection:
+        return connection.execute("SELECT * FROM runs ORDER BY identity").fetchall()
 
 
 def test_collect_is_idempotent_and_picks_up_new_runs(runs, tmp_path):
@@ -29,71 +40,136 @@ def test_collect_is_idempotent_and_picks_up_new_runs(runs, tmp_path):
     assert len(first.added) == 12 and not first.rejected
     again = collect(runs, db)
     assert not again.added and len(again.unchanged) == 12
-    run_grid([Job("random", "smoke_ehrlich_small", 9, 500, str(runs))], workers=1, progress=False)
-    third = collect(runs, db)
-    assert third.added == ["random/smoke_ehrlich_small/9"] and len(third.unchanged) == 12
-    with sqlite3.connect(db) as connection:
-        assert connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 13
-    shutil.rmtree(runs / "random" / "smoke_ehrlich_small" / "seed-9")  # keep the fixture intact
+    extra = make_job("random", "smoke_ehrlich_small", 9, 500, tmp_path / "more")
+    run_grid([extra], workers=1, progress=False)
+    shutil.copytree(extra.folder, runs / "extra")
+    try:
+        third = collect(runs, db)
+    finally:
+        shutil.rmtree(runs / "extra")  # keep the fixture intact
+    assert third.added == [extra.run.identity] and len(third.unchanged) == 12
+    assert len(stored_runs(db)) == 13
 
 
-def test_tampered_run_is_rejected_and_leaves_the_store(runs, tmp_path):
-    copy = tmp_path / "runs"
-    shutil.copytree(runs, copy)
+def test_a_tampered_copy_never_removes_or_alters_the_genuine_run(runs, tmp_path):
+    """The reproduction: collect a genuine run, then a copy with an edited best value."""
+    genuine = grid_jobs(runs)[0].folder
     db = tmp_path / "store.sqlite"
-    collect(copy, db)
-    manifest_path = copy / "ga" / "smoke_ehrlich_small" / "seed-1" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["evaluations"] -= 1
-    manifest_path.write_text(json.dumps(manifest))
+    collect(genuine, db)
+    before = stored_runs(db)
+    copy = tmp_path / "b"
+    shutil.copytree(genuine, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["best_value"] -= 0.125
+    (copy / "manifest.json").write_text(json.dumps(manifest))
     report = collect(copy, db)
-    assert list(report.rejected.values())[0].startswith("rejected (budget)")
-    runs_table, _, _, _ = read_store(db)
-    assert len(runs_table) == 11
+    assert list(report.rejected.values())[0].startswith("rejected (best)")
+    assert stored_runs(db) == before and len(before) == 1
 
 
-def test_curves_and_final_regret_agree_with_load_runs(runs, tmp_path):
+def test_a_tampered_copy_collected_first_does_not_block_the_genuine_run(runs, tmp_path):
+    genuine = grid_jobs(runs)[0].folder
+    copy = tmp_path / "b"
+    shutil.copytree(genuine, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["evaluations"] -= 1
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    db = tmp_path / "store.sqlite"
+    assert list(collect(copy, db).rejected.values())[0].startswith("rejected (budget)")
+    assert collect(genuine, db).added == [manifest["identity"]]
+
+
+def test_two_budgets_of_one_job_are_two_entries_and_two_rows(runs, tmp_path):
+    small = make_job("random", "smoke_ehrlich_small", 0, 1000, tmp_path / "small", {"batch_size": 100})
+    run_grid([small], workers=1, progress=False)
+    db = tmp_path / "store.sqlite"
+    collect(runs, db)
+    collect(tmp_path / "small", db)
+    table, _, _, _ = read_store(db)
+    chosen = table[(table.optimizer == "random") & (table.problem == "smoke_ehrlich_small") & (table.seed == 0)]
+    assert sorted(chosen["budget"]) == [1000, BUDGET]
+    summary = summarize_store(db)
+    names = set(summary.table[summary.table.problem == "smoke_ehrlich_small"]["optimizer"])
+    assert names == {"ga", "random [budget=1000]", f"random [budget={BUDGET}]"}
+    assert set(summary.configurations["entry"]) == names | {"ga"}
+
+
+def test_a_copy_of_a_stored_run_elsewhere_is_unchanged_and_a_rerun_is_a_duplicate(runs, tmp_path):
+    db = tmp_path / "store.sqlite"
+    collect(runs, db)
+    copy = tmp_path / "copy"
+    shutil.copytree(grid_jobs(runs)[0].folder, copy)
+    assert len(collect(copy, db).unchanged) == 1
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["seconds"] += 1.0  # the same run made again: another wall time
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    report = collect(copy, db)
+    assert list(report.duplicates) == [str(copy)] and not report.added
+    assert len(stored_runs(db)) == 12
+
+
+def curve_by_hand(rows, grid):
+    """Regret after e charged evaluations, by a plain scan of the queries."""
+    start = 1.0  # Ehrlich: optimal 1, worst 0
+    out = []
+    for e in grid:
+        seen = rows[rows["evaluation"] <= e]
+        out.append(seen["regret"].iloc[-1] if len(seen) else start)
+    return np.array(out)
+
+
+def grid_by_hand(budget):
+    points = {int(round(10 ** (i / 20))) for i in range(int(np.ceil(np.log10(budget) * 20)) + 1)}
+    return np.array(sorted({p for p in points if p <= budget} | {budget}))
+
+
+def test_curves_and_final_regret_agree_with_the_queries(runs, tmp_path):
     db = tmp_path / "store.sqlite"
     collect(runs, db)
     runs_table, curves, _, _ = read_store(db)
     frame = load_runs(runs)
     for (optimizer, problem, seed), rows in frame.groupby(["optimizer", "problem", "seed"]):
-        run = runs_table[(runs_table.optimizer == optimizer) & (runs_table.problem == problem) & (runs_table.seed == seed)]
+        run = runs_table[(runs_table.optimizer == optimizer) & (runs_table.problem == problem)
+                         & (runs_table.seed == seed)]
         assert run["final_regret"].item() == rows["regret"].iloc[-1]
-        solved = np.flatnonzero(rows["regret"].to_numpy() == 0)
-        expected = solved[0] + 1 if len(solved) else None
-        assert (run["evals_to_solve"].item() if not np.isnan(run["evals_to_solve"].item()) else None) == expected
+        solved = rows[rows["regret"] == 0]
+        expected = int(solved["evaluation"].iloc[0]) if len(solved) else None
+        stored = run["evals_to_solve"].item()
+        assert (None if np.isnan(stored) else stored) == expected
         curve = curves[(curves.optimizer == optimizer) & (curves.problem == problem) & (curves.seed == seed)]
-        regret = rows["regret"].to_numpy()
-        for e, r in zip(curve["evaluations"], curve["regret"]):
-            assert r == regret[min(e, len(regret)) - 1]  # regret after e evaluations
-        assert curve["evaluations"].max() == 3000
+        np.testing.assert_array_equal(curve["evaluations"], grid_by_hand(BUDGET))
+        np.testing.assert_array_equal(curve["regret"], curve_by_hand(rows, grid_by_hand(BUDGET)))
 
 
 def test_summary_table_by_hand(runs, tmp_path):
     db = tmp_path / "store.sqlite"
     collect(runs, db)
     summary = summarize_store(db)
-    runs_table, curves, targets, _ = read_store(db)
+    frame = load_runs(runs)
+    mine = frame[(frame.problem == "smoke_ehrlich_small") & (frame.optimizer == "ga")]
     row = summary.table[(summary.table.problem == "smoke_ehrlich_small") & (summary.table.optimizer == "ga")].iloc[0]
-    final = sorted(runs_table[(runs_table.problem == "smoke_ehrlich_small") & (runs_table.optimizer == "ga")]["final_regret"])
+    final = sorted(rows["regret"].iloc[-1] for _, rows in mine.groupby("seed"))
     assert row["seeds"] == 3 and row["median_regret"] == final[1]
     assert row["q25_regret"] == final[0] + 0.5 * (final[1] - final[0])
-    # AUC of one run by hand: trapezoids on log10(evaluations), normalized.
-    one = curves[(curves.problem == "smoke_ehrlich_small") & (curves.optimizer == "ga") & (curves.seed == 0)]
-    x, y = np.log10(one["evaluations"].to_numpy()), one["regret"].to_numpy()
-    by_hand = sum((x[i + 1] - x[i]) * (y[i] + y[i + 1]) / 2 for i in range(len(x) - 1)) / (x[-1] - x[0])
-    assert 0 <= by_hand <= 1
+    # AUC by hand, from the queries (not the store's curves): trapezoids on log10(evaluations).
+    grid = grid_by_hand(BUDGET)
+    x = np.log10(grid)
     aucs = []
-    for seed in range(3):
-        c = curves[(curves.problem == "smoke_ehrlich_small") & (curves.optimizer == "ga") & (curves.seed == seed)]
-        xs, ys = np.log10(c["evaluations"].to_numpy()), c["regret"].to_numpy()
-        aucs.append(np.sum(np.diff(xs) * (ys[1:] + ys[:-1]) / 2) / (xs[-1] - xs[0]))
-    assert np.isclose(row["auc"], np.mean(aucs)) and np.isclose(aucs[0], by_hand)
-    # ECDF: fraction of (problem, seed, target) reached by the last grid point.
-    ga_targets = targets[targets.optimizer == "ga"]
-    last = summary.ecdf[summary.ecdf.optimizer == "ga"].iloc[-1]
-    assert last["fraction"] == ga_targets["evaluations"].notna().mean()
+    for _, rows in mine.groupby("seed"):
+        y = curve_by_hand(rows, grid)
+        aucs.append(sum((x[i + 1] - x[i]) * (y[i] + y[i + 1]) / 2 for i in range(len(x) - 1)) / (x[-1] - x[0]))
+    assert 0 < np.mean(aucs) < 1 and np.isclose(row["auc"], np.mean(aucs), rtol=0, atol=1e-12)
+
+
+def test_ecdf_ends_at_the_budget_with_the_fraction_of_targets_reached(runs, tmp_path):
+    db = tmp_path / "store.sqlite"
+    collect(runs, db)
+    summary = summarize_store(db)
+    _, _, targets, _ = read_store(db)
+    for optimizer, ecdf in summary.ecdf.groupby("optimizer"):
+        assert ecdf["evaluations"].iloc[-1] == BUDGET
+        reached = targets[targets.optimizer == optimizer]["evaluations"].notna().mean()
+        assert ecdf["fraction"].iloc[-1] == reached
 
 
 def test_targets_are_quantized_ehrlich_levels():
@@ -101,5 +177,15 @@ def test_targets_are_quantized_ehrlich_levels():
     assert len(targets_for("rmf:L=12,seed=3")) == 0
 
 
-def test_grid_is_log_spaced_and_starts_at_one():
-    assert GRID[0] == 1 and np.all(np.diff(GRID) > 0) and 1000 in GRID and 10**6 in GRID
+def test_a_file_that_is_not_a_store_gets_a_clear_error(tmp_path):
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database at all, just text " * 20)
+    with pytest.raises(StoreError, match="is not a holo-bench results store"):
+        read_store(junk)
+    with pytest.raises(StoreError, match="no results store at"):
+        read_store(tmp_path / "missing.sqlite")
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as connection:
+        connection.execute("CREATE TABLE runs (run_key TEXT PRIMARY KEY)")
+    with pytest.raises(StoreError, match="holo-bench 0.1"):
+        collect(tmp_path, old)

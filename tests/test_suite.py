@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from holo_bench import Ehrlich, RoughMtFuji, make_function
-from holo_bench.cli import main
+from harness.cli import main
 from holo_bench.suite import instances, parse_spec, resolve_problems, suites
 
 

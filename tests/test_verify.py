@@ -1,13 +1,15 @@
 """verify_run accepts genuine runs and rejects every kind of tampering, naming the check and row."""
 
+import hashlib
 import json
 import shutil
 
 import numpy as np
 import pytest
 
+from harness.runner import make_job, run_job
 from holo_bench import make_function
-from holo_bench.runner import Job, run_job
+from holo_bench.record import read_manifest
 from leaderboard.verify import RunRejected, verify_run
 
 PROBLEM = "smoke_ehrlich_small"
@@ -16,21 +18,25 @@ GA = {"num_particles": 50}
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Genuine run folders, made once: a GA that spends its budget, a GA that solves the problem,
-    random search in batches of 64, and a GA on Rough Mount Fuji."""
+    """Genuine run folders, made once: a GA that spends its budget charging every query, the same
+    GA under count "distinct", a GA that solves the problem, random search in batches of 64, and
+    a GA on Rough Mount Fuji."""
     out = tmp_path_factory.mktemp("runs")
     jobs = {
-        "ga": Job("ga", PROBLEM, 1, 2000, str(out), params=GA),
-        "ga_solved": Job("ga", PROBLEM, 0, 2000, str(out), params=GA),
-        "random": Job("random", PROBLEM, 0, 300, str(out), params={"batch_size": 64}),
-        "rmf": Job("ga", "smoke_rmf", 0, 2000, str(out), params=GA),
+        "ga": make_job("ga", PROBLEM, 1, 2000, out, GA, count="all"),
+        "ga_distinct": make_job("ga", PROBLEM, 1, 2000, out, GA, count="distinct"),
+        "ga_solved": make_job("ga", PROBLEM, 0, 2000, out, GA, count="all"),
+        "random": make_job("random", PROBLEM, 0, 300, out, {"batch_size": 64}, count="all"),
+        "rmf": make_job("ga", "smoke_rmf", 0, 2000, out, GA, count="all"),
     }
     manifests = {name: run_job(job) for name, job in jobs.items()}
     # The fixtures are what the tests below assume; fail loudly here if the runs ever change.
-    assert manifests["ga"]["stop_reason"] == "budget" and manifests["ga"]["calls"] == 40
-    assert manifests["ga_solved"]["stop_reason"] == "solved"
-    assert manifests["random"]["stop_reason"] == "budget" and manifests["random"]["calls"] == 5
-    assert all(m["status"] == "finished" for m in manifests.values())
+    assert manifests["ga"].stop_reason == "budget" and manifests["ga"].calls == 40
+    assert manifests["ga_distinct"].stop_reason == "budget"
+    assert manifests["ga_distinct"].queries > manifests["ga_distinct"].evaluations == 2000
+    assert manifests["ga_solved"].stop_reason == "solved"
+    assert manifests["random"].stop_reason == "budget" and manifests["random"].calls == 5
+    assert all(m.status == "finished" for m in manifests.values())
     return {name: job.folder for name, job in jobs.items()}
 
 
@@ -51,7 +57,8 @@ def read_records(folder):
     header = json.loads(data[:end])
     dim, tokens = header["dim"], np.dtype(header["token_dtype"])
     dtype = np.dtype([("call", "<i8"), ("size", "<i8"), ("index", "<i8"), ("value", "<f8"),
-                      ("feasible", "?"), ("time", "<f8"), ("sequence", tokens, (dim,))])
+                      ("feasible", "?"), ("charged", "?"), ("time", "<f8"),
+                      ("sequence", tokens, (dim,))])
     return data[:end], np.frombuffer(data[end:], dtype=dtype).copy()
 
 
@@ -59,10 +66,16 @@ def write_records(folder, header, records):
     (folder / "trace.bin").write_bytes(header + records.tobytes())
 
 
-def edit_manifest(folder, edit):
+def edit_manifest(folder, edit, rehash=False):
+    """Apply ``edit`` to the manifest's JSON; with ``rehash``, also forge a matching identity."""
     path = folder / "manifest.json"
     manifest = json.loads(path.read_text())
     edit(manifest)
+    if rehash:
+        run = manifest["run"]
+        key = {name: run[name] for name in ("spec", "optimizer", "params", "seed", "budget", "count")}
+        text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+        manifest["identity"] = hashlib.sha256(text.encode()).hexdigest()
     path.write_text(json.dumps(manifest))
 
 
@@ -76,12 +89,13 @@ def rejected(folder, check, row=None):
 
 # -- genuine runs pass ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["ga", "ga_solved", "random", "rmf"])
+@pytest.mark.parametrize("name", ["ga", "ga_distinct", "ga_solved", "random", "rmf"])
 def test_genuine_runs_pass(runs, name):
     verified = verify_run(runs[name])
-    manifest = json.loads((runs[name] / "manifest.json").read_text())
+    manifest = read_manifest(runs[name])
     assert verified.manifest == manifest
-    assert len(verified.records) == manifest["evaluations"]
+    assert len(verified.records) == manifest.queries
+    assert verified.records["charged"].sum() == manifest.evaluations
 
 
 def test_returned_records_are_the_trace(runs):
@@ -92,9 +106,9 @@ def test_returned_records_are_the_trace(runs):
 
 def test_a_run_with_no_feasible_value_and_a_seed_of_zero_passes(tmp_path):
     # A uniform sequence of 128 tokens crosses 127 transitions, each banned with odds 12/32.
-    job = Job("random", "ehr_v-32_l-128_m-4_c-4_q-4", 0, 5, str(tmp_path), params={"batch_size": 5})
+    job = make_job("random", "ehr_v-32_l-128_m-4_c-4_q-4", 0, 5, tmp_path, {"batch_size": 5})
     manifest = run_job(job)
-    assert manifest["best_value"] == -np.inf and manifest["regret"] == 1.0
+    assert manifest.best_value == -np.inf and manifest.regret == 1.0
     verify_run(job.folder)
 
 
@@ -161,8 +175,13 @@ def append_evaluation(records, call):
 def test_evaluation_past_the_budget_is_rejected_even_with_a_matching_manifest(copy):
     folder = copy("random")
     header, records = read_records(folder)
-    write_records(folder, header, append_evaluation(records, 5))
-    edit_manifest(folder, lambda m: m.update(evaluations=301, calls=6))
+    extra = records[:1].copy()
+    extra["call"], extra["size"], extra["index"] = 5, 1, 0
+    extra["sequence"] = np.arange(16) % 8  # a sequence the run never asked: a charged one
+    extra["value"] = make_function(PROBLEM)(extra["sequence"])
+    extra["feasible"] = extra["value"] > -np.inf
+    write_records(folder, header, np.concatenate([records, extra]))
+    edit_manifest(folder, lambda m: m.update(evaluations=301, queries=301, calls=6))
     rejected(folder, "budget", 300)
 
 
@@ -179,18 +198,60 @@ def test_evaluation_the_manifest_does_not_count_is_rejected(copy):
     calls = int(records["call"][-1]) + 1
     write_records(folder, header, append_evaluation(records, calls))
     error = rejected(folder, "budget", None)
-    assert f"the trace logs {len(records) + 1} evaluations" in str(error)
+    assert f"the trace charges {len(records) + 1} evaluations" in str(error)
 
 
 def test_budget_lowered_below_the_evaluations_is_rejected(copy):
     folder = copy("ga")
-    edit_manifest(folder, lambda m: m["job"].update(budget=1990))
+    edit_manifest(folder, lambda m: m["run"].update(budget=1990), rehash=True)
     rejected(folder, "budget", 1990)
 
 
-def test_calls_miscounted_in_the_manifest_is_rejected(copy):
+def test_budget_changed_without_the_identity_is_rejected(copy):
     folder = copy("ga")
-    edit_manifest(folder, lambda m: m.update(calls=39))
+    edit_manifest(folder, lambda m: m["run"].update(budget=5000))
+    assert "is not the hash of run" in str(rejected(folder, "manifest"))
+
+
+# -- charges: recomputed from the counting rule ---------------------------------------------------
+
+def test_hidden_charge_is_rejected_at_its_row(copy):
+    """Under count "all" every query is charged: a free one hides an evaluation."""
+    folder = copy("ga")
+    header, records = read_records(folder)
+    records["charged"][77] = False
+    write_records(folder, header, records)
+    assert "every query is charged" in str(rejected(folder, "charges", 77))
+
+
+def test_forged_free_repeat_of_a_sequence_never_evaluated_is_rejected(copy):
+    folder = copy("ga_distinct")
+    header, records = read_records(folder)
+    row = int(np.flatnonzero(records["charged"])[-1])  # a genuine first evaluation
+    records["charged"][row] = False
+    write_records(folder, header, records)
+    assert "never evaluated before" in str(rejected(folder, "charges", row))
+
+
+def test_repeat_charged_under_distinct_is_rejected(copy):
+    folder = copy("ga_distinct")
+    header, records = read_records(folder)
+    row = int(np.flatnonzero(~records["charged"])[0])
+    records["charged"][row] = True
+    write_records(folder, header, records)
+    assert "a repeat of a sequence already evaluated is free" in str(rejected(folder, "charges", row))
+
+
+def test_counting_rule_changed_in_the_manifest_is_rejected(copy):
+    folder = copy("ga_distinct")
+    edit_manifest(folder, lambda m: m["run"].update(count="all"), rehash=True)
+    assert "count ('distinct', expected 'all')" in str(rejected(folder, "trace"))
+
+
+@pytest.mark.parametrize("field,value", [("calls", 39), ("queries", 1999), ("evaluations", 1999)])
+def test_counts_miscounted_in_the_manifest_are_rejected(copy, field, value):
+    folder = copy("ga")
+    edit_manifest(folder, lambda m: m.update({field: value}))
     rejected(folder, "budget", None)
 
 
@@ -208,18 +269,31 @@ def test_manifest_that_is_not_json_is_rejected(copy):
     rejected(folder, "manifest")
 
 
-@pytest.mark.parametrize("field", ["regret", "best_value", "optimizer", "versions", "stop_reason"])
+@pytest.mark.parametrize("field", ["identity", "run", "optimizer_class", "versions", "hardware"])
 def test_removed_field_is_rejected(copy, field):
     folder = copy("ga")
     edit_manifest(folder, lambda m: m.pop(field))
-    error = rejected(folder, "manifest")
-    assert f"missing field {field!r}" in str(error)
+    assert f"missing field {field!r}" in str(rejected(folder, "manifest"))
+
+
+@pytest.mark.parametrize("field", ["regret", "best_value", "stop_reason", "evaluations"])
+def test_removed_outcome_of_a_finished_run_is_rejected(copy, field):
+    folder = copy("ga")
+    edit_manifest(folder, lambda m: m.pop(field))
+    assert f"a finished run needs {field}" in str(rejected(folder, "manifest"))
 
 
 def test_removed_nested_field_is_rejected(copy):
     folder = copy("ga")
-    edit_manifest(folder, lambda m: m["job"].pop("seed"))
-    assert "missing field 'job.seed'" in str(rejected(folder, "manifest"))
+    edit_manifest(folder, lambda m: m["run"].pop("seed"))
+    assert "missing field 'run.seed'" in str(rejected(folder, "manifest"))
+
+
+def test_manifest_of_schema_1_is_refused_with_the_way_forward(copy):
+    folder = copy("ga")
+    (folder / "manifest.json").write_text(json.dumps({"schema": 1, "job": {}, "status": "finished"}))
+    error = str(rejected(folder, "manifest"))
+    assert "schema 1" in error and "rerun the job" in error
 
 
 def test_failed_run_is_rejected(copy):
@@ -229,18 +303,20 @@ def test_failed_run_is_rejected(copy):
 
 
 @pytest.mark.parametrize("edit", [
-    lambda m: m.update(schema=2),
+    lambda m: m.update(schema=3),
     lambda m: m.update(label=""),
-    lambda m: m["job"].update(budget=0),
-    lambda m: m["job"].update(budget=2000.0),
-    lambda m: m["job"].update(seed=-1),
-    lambda m: m["job"].update(seed=True),
+    lambda m: m["run"].update(budget=0),
+    lambda m: m["run"].update(budget=2000.0),
+    lambda m: m["run"].update(seed=-1),
+    lambda m: m["run"].update(seed=True),
+    lambda m: m["run"].update(count="some"),
     lambda m: m.update(evaluations="2000"),
     lambda m: m.update(stop_reason="timeout"),
     lambda m: m.update(error={"type": "RuntimeError", "message": "boom"}),
-    lambda m: m["optimizer"].update(name="random"),
-], ids=["schema", "label", "budget-zero", "budget-float", "seed-negative", "seed-bool",
-        "evaluations-text", "stop-reason", "error", "optimizer-name"])
+    lambda m: m["run"].update(optimizer="random"),
+    lambda m: m.update(unexpected=1),
+], ids=["schema", "label", "budget-zero", "budget-float", "seed-negative", "seed-bool", "count",
+        "evaluations-text", "stop-reason", "error", "optimizer", "unknown-field"])
 def test_malformed_manifest_is_rejected(copy, edit):
     folder = copy("ga")
     edit_manifest(folder, edit)
@@ -249,16 +325,34 @@ def test_malformed_manifest_is_rejected(copy, edit):
 
 # -- problem -------------------------------------------------------------------------------------
 
+def respec(spec):
+    def edit(m):
+        m["problem"]["spec"] = m["run"]["spec"] = spec
+    return edit
+
+
+def rename(name):
+    def edit(m):
+        m["problem"]["name"] = m["run"]["problem"] = name
+    return edit
+
+
 @pytest.mark.parametrize("run,edit", [
-    ("ga", lambda m: m["problem"].update(spec="ehrlich:v=8,L=16,c=2,k=4,q=4,seed=2")),
+    ("ga", respec("ehrlich:v=8,L=16,c=2,k=4,q=4,seed=2")),
     ("rmf", lambda m: m["problem"].update(worst_value=-4.0)),
-    ("ga", lambda m: m["job"].update(problem="smoke_ehrlich_tiny")),
-    ("ga", lambda m: m["problem"].update(spec="sphere:L=16")),
-], ids=["spec-of-another-seed", "worst-value", "job-of-another-problem", "unknown-function"])
+    ("ga", rename("smoke_ehrlich_tiny")),
+    ("ga", respec("sphere:L=16")),
+], ids=["spec-of-another-seed", "worst-value", "named-as-another-problem", "unknown-function"])
 def test_manifest_of_another_problem_is_rejected(copy, run, edit):
     folder = copy(run)
-    edit_manifest(folder, edit)
+    edit_manifest(folder, edit, rehash=True)
     rejected(folder, "problem")
+
+
+def test_problem_record_that_contradicts_the_run_is_rejected(copy):
+    folder = copy("ga")
+    edit_manifest(folder, lambda m: m["problem"].update(name="smoke_ehrlich_tiny"))
+    assert "differs from run.problem" in str(rejected(folder, "manifest"))
 
 
 def test_changed_optimal_value_is_rejected(copy):
@@ -379,7 +473,12 @@ def test_run_going_on_after_solving_is_rejected_at_the_first_optimum(copy):
     last_call = records[records["call"] == records["call"][-1]].copy()
     last_call["call"] += 1
     write_records(folder, header, np.concatenate([records, last_call]))
-    edit_manifest(folder, lambda m: m.update(evaluations=len(records) + len(last_call),
-                                             calls=m["calls"] + 1))
-    first = int(np.flatnonzero(records["value"] == 1.0)[0])
-    rejected(folder, "status", first)
+    total = len(records) + len(last_call)
+    edit_manifest(folder, lambda m: m.update(evaluations=total, queries=total, calls=m["calls"] + 1))
+    assert "should have stopped (solved)" in str(rejected(folder, "status", len(records)))
+
+
+def test_stalled_claimed_by_a_run_that_spent_its_budget_is_rejected(copy):
+    folder = copy("ga")
+    edit_manifest(folder, lambda m: m.update(stop_reason="stalled"))
+    rejected(folder, "status", None)

@@ -5,12 +5,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def save_tiny_gpt2(path: Path, hidden_size: int = 32, heads: int = 2) -> Path:
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from optimizers.llome.model import seeded
 
     rng = np.random.default_rng(0)
     corpus = [f"<inc> {json.dumps(rng.integers(0, 8, 16).tolist())}\n{json.dumps(rng.integers(0, 8, 16).tolist())}"
@@ -19,8 +20,7 @@ def save_tiny_gpt2(path: Path, hidden_size: int = 32, heads: int = 2) -> Path:
     bpe.train_from_iterator(corpus, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
                                         pad_token="<|endoftext|>")
-    torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=hidden_size, n_layer=1,
-                               n_head=heads)).save_pretrained(path)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=hidden_size, n_layer=1, n_head=heads)
+    seeded(GPT2LMHeadModel, config, seed=0).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

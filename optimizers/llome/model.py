@@ -169,7 +169,8 @@ class TextCodec:
 
 
 def new_model(codec: Codec, hidden_size: int = 128, layers: int = 4, head_size: int = 32, seed: int = 0):
-    """A freshly initialised Llama causal LM sized for ``codec``'s vocabulary and lengths."""
+    """A freshly initialised Llama causal LM sized for ``codec``'s vocabulary and lengths, its
+    weights drawn from a generator seeded with ``seed`` (see ``seeded``)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if hidden_size % head_size:
@@ -183,9 +184,26 @@ def new_model(codec: Codec, hidden_size: int = 128, layers: int = 4, head_size: 
         # Untied: vLLM cannot reload a tied output layer in place (it keeps the old one).
         tie_word_embeddings=False,
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
+    return seeded(LlamaForCausalLM, config, seed)
+
+
+def seeded(model_class, config, seed: int):
+    """``model_class(config)`` with every weight drawn from ``torch.Generator().manual_seed(seed)``
+    as transformers initialises them (matrices normal with ``config.initializer_range``, norm
+    scales 1, biases 0, the padding token's embedding 0), leaving torch's global generator as it
+    was: the constructor's own draws come from a forked copy of its state, and are overwritten."""
+    with torch.random.fork_rng(devices=[]):
+        model = model_class(config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() >= 2:
+                parameter.normal_(0.0, config.initializer_range, generator=generator)
+            else:
+                parameter.fill_(0.0 if name.endswith("bias") else 1.0)
+        embedding = model.get_input_embeddings()
+        if embedding.padding_idx is not None:
+            embedding.weight[embedding.padding_idx] = 0.0
     return model
 
 
@@ -199,10 +217,16 @@ def save(model, codec, path: str | os.PathLike) -> None:
 
 
 def load(path: str | os.PathLike, device: str = "cpu"):
-    """Load a causal LM saved by ``save`` (or any local Hugging Face causal LM)."""
-    from transformers import AutoModelForCausalLM
+    """Load a causal LM saved by ``save`` (or any local Hugging Face causal LM) with its dropout
+    off, so that training draws nothing from torch's global generator (its only randomness is
+    the order of the examples, from a generator of its own)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path).to(device)
+    config = AutoConfig.from_pretrained(path)
+    for key, value in config.to_dict().items():
+        if isinstance(value, float) and ("dropout" in key or key.endswith("pdrop")):
+            setattr(config, key, 0.0)
+    return AutoModelForCausalLM.from_pretrained(path, config=config).to(device)
 
 
 def positions(mask: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from holo_bench.seeding import child, integer_seed
 from optimizers.llome.data import top_fraction_by_likelihood
 from optimizers.llome.generate import Backend, through_stop
 
@@ -33,8 +34,12 @@ class Proposals:
 
 
 def refine(backend: Backend, codec, seeds: np.ndarray, steps: int, temperatures: list[float],
-           samples: int, seed: int) -> Proposals:
-    """Run every trajectory (``len(seeds)`` per sampling setting) for ``steps`` edits."""
+           samples: int, seed: np.random.SeedSequence) -> Proposals:
+    """Run every trajectory (``len(seeds)`` per sampling setting) for ``steps`` edits.
+
+    Setting ``job`` (0 greedy, then ``temperatures`` in order) samples its step ``step`` with the
+    seed ``child(seed, job, step)``: each generation has a stream of its own, whatever the
+    settings and steps around it."""
     outputs = []
     settings = [(0.0, 1)] + [(float(t), samples) for t in temperatures]
     for job, (temperature, draws) in enumerate(settings):
@@ -42,7 +47,7 @@ def refine(backend: Backend, codec, seeds: np.ndarray, steps: int, temperatures:
         best = np.full(len(seeds), -np.inf)
         for step in range(steps):
             tokens, logprobs = backend.generate(codec.prompts(current), codec.target_length,
-                                                temperature, draws, seed=seed * 1000 + job * 100 + step)
+                                                temperature, draws, seed=integer_seed(child(seed, job, step)))
             sequence, valid, length = codec.parse(tokens)
             spans = np.arange(tokens.shape[1])[None, :] < length[:, None]  # tokens of the proposal
             loglik = (logprobs.double().numpy() * spans).sum(1) / length

@@ -28,12 +28,21 @@ import warnings
 import numpy as np
 import torch
 
+from holo_bench.seeding import child, integer_seed
 from optimizers.llome.generate import Backend, Decoding, through_stop
 from optimizers.llome.model import Tokens, target_logprobs
 
 # Largest per-token difference (nats) between the engine's log-probabilities and the trained
 # model's that still counts as the same model: numerics differ by ~1e-5, a wrong model by ~0.1-1.
 SAME_MODEL_TOLERANCE = 1e-2
+
+
+def prompt_seed(seed: int, b: int) -> int:
+    """The seed of prompt ``b``'s request in a generation seeded with ``seed``: a 62-bit integer
+    from child ``b`` of ``SeedSequence(seed)``, so the request's samples do not depend on how the
+    engine batches it. vLLM seeds the request's ``n`` samples ``s, s + 1, ...``: 62 bits keep
+    them within a signed 64-bit integer."""
+    return integer_seed(child(np.random.SeedSequence(seed), b)) >> 1
 
 
 class VLLMBackend(Backend):
@@ -153,8 +162,7 @@ class VLLMBackend(Backend):
                       stop_token_ids=list(decoding.stop),
                       allowed_token_ids=None if decoding.allowed is None else list(decoding.allowed))
         requests = [TokensPrompt(prompt_token_ids=ids[mask].tolist()) for ids, mask in zip(prompts.ids, prompts.mask)]
-        # One seed per prompt (vLLM gives its n samples seed, seed + 1, ...).
-        params = [SamplingParams(**common, seed=(seed * 1_000_003 + b * draws) % 2**62) for b in range(len(prompts))]
+        params = [SamplingParams(**common, seed=prompt_seed(seed, b)) for b in range(len(prompts))]
         outputs = self._llm.generate(requests, params, use_tqdm=False)
         tokens = np.full((len(prompts) * draws, length), decoding.pad, dtype=np.int64)
         logprobs = np.zeros((len(prompts) * draws, length), dtype=np.float32)
