@@ -21,25 +21,26 @@ from pathlib import Path
 
 import torch
 
-from holo_bench.runner import Job, run_job
+from harness.runner import make_job, run_job
 from optimizers.llome import model as lm
 
 
 def measure(backend: str, args, out: Path) -> dict:
     params = dict(backend=backend, device=args.device, hidden_size=args.hidden_size, layers=args.layers,
                   head_size=args.head_size, samples=args.samples, steps=args.steps)
-    manifest = run_job(Job("llome-marge", args.problem, args.seed, args.budget, str(out), params=params,
-                           label=f"llome-marge-{backend}"))
-    if manifest["status"] != "finished":
-        raise RuntimeError(f"{backend}: {manifest['error']}")
-    folder = out / f"llome-marge-{backend}" / args.problem / f"seed-{args.seed}" / "optimizer"
+    job = make_job("llome-marge", args.problem, args.seed, args.budget, out, params=params,
+                   label=f"llome-marge-{backend}")
+    manifest = run_job(job)
+    if manifest.status != "finished":
+        raise RuntimeError(f"{backend}: {manifest.error}")
+    folder = job.folder / "optimizer"
     rounds = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     later = rounds[1:] or rounds
     parameters = sum(p.numel() for p in lm.load(folder / "round-1").parameters())
     tokens = sum(r["generated_tokens"] for r in later)
     seconds = sum(r["generate_seconds"] for r in later)
     return {
-        "backend": backend, "parameters": parameters, "rounds": len(rounds), "regret": manifest["regret"],
+        "backend": backend, "parameters": parameters, "rounds": len(rounds), "regret": manifest.regret,
         "tokens_per_second": tokens / seconds,
         "generate_seconds_per_round": statistics.median(r["generate_seconds"] for r in later),
         "train_seconds_per_round": statistics.median(r["train_seconds"] for r in later),
@@ -57,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="hf,vllm")
     parser.add_argument("--problem", default="f2")
-    parser.add_argument("--budget", type=int, default=16_000, help="GA seed data (10,000) plus rounds of 2,000")
+    parser.add_argument("--budget", type=int, default=16_000, help="GA seed data (at most 10,000 evaluations) plus rounds of 2,000")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--hidden-size", type=int, default=64)

@@ -1,35 +1,63 @@
 """Summarize the LLOME f2 experiment (docs/llome-f2.md): regret at equal evaluations, wall
-times, LLOME's per-round diagnostics. Usage: python benchmarks/llome_f2_report.py RUNS_DIR"""
+times, LLOME's per-round diagnostics. Usage: python benchmarks/llome_f2_report.py RUNS_DIR
+
+Every run is read through its manifest (label, problem, seed), never from its folder's path.
+"""
+
 import json
 import sys
-from pathlib import Path
 
 import pandas as pd
 
+from holo_bench.record import OPTIMIZER_DIR, find_runs, read_manifest
 from leaderboard import load_runs
 
-root = Path(sys.argv[1])
-frame = load_runs(root)
-at = [10_000, 12_000, 16_000, 20_000, 24_000, 28_000]
-rows = []
-for (opt, seed), g in frame.groupby(["optimizer", "seed"]):
-    regret = g["regret"].to_numpy()
-    rows.append({"optimizer": opt, "seed": seed, **{f"@{e}": regret[min(e, len(regret)) - 1] for e in at}})
-table = pd.DataFrame(rows)
-print("best-so-far regret per seed at equal evaluations")
-print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
-print("\nmedian over seeds")
-print(table.groupby("optimizer")[[f"@{e}" for e in at]].median().to_string(float_format=lambda x: f"{x:.4f}"))
-print("\nwall time per run (s)")
-for manifest in sorted(root.rglob("manifest.json")):
-    m = json.loads(manifest.read_text())
-    print(f"  {m['label']:12s} seed {m['job']['seed']}: {m.get('seconds', float('nan')):.0f} s, {m.get('evaluations')} evaluations, status {m['status']}")
-print("\nLLOME per-round diagnostics (median over seeds)")
-records = []
-for path in root.rglob("metrics.jsonl"):
-    opt = path.parts[-5]
-    for line in path.read_text().splitlines():
-        r = json.loads(line); r["optimizer"] = opt; records.append(r)
-diag = pd.DataFrame(records)
-cols = ["parse_rate", "feasible_rate", "edit_distance", "diversity", "calibration_spearman", "best_value"]
-print(diag.groupby(["optimizer", "round"])[cols].median().to_string(float_format=lambda x: f"{x:.3f}"))
+AT = [10_000, 12_000, 16_000, 20_000, 24_000, 28_000]  # charged evaluations
+DIAGNOSTICS = ["parse_rate", "feasible_rate", "edit_distance", "diversity", "calibration_spearman",
+               "best_value"]
+
+
+def regret_at(frame: pd.DataFrame) -> pd.DataFrame:
+    """Best-so-far regret of every run once it has been charged ``e`` evaluations, for ``e`` in
+    ``AT`` (its final regret where it stopped earlier)."""
+    rows = []
+    for (problem, optimizer, seed), run in frame.groupby(["problem", "optimizer", "seed"]):
+        rows.append({"problem": problem, "optimizer": optimizer, "seed": seed,
+                     **{f"@{e}": run.loc[run["evaluation"] <= e, "regret"].min() for e in AT}})
+    return pd.DataFrame(rows)
+
+
+def round_diagnostics(manifests: dict) -> pd.DataFrame:
+    """One row per round that an optimizer reported in its ``metrics.jsonl``, with its run's label."""
+    records = []
+    for folder, manifest in manifests.items():
+        metrics = folder / OPTIMIZER_DIR / "metrics.jsonl"
+        if metrics.exists():
+            records += [{**json.loads(line), "problem": manifest.run.problem, "optimizer": manifest.label}
+                        for line in metrics.read_text().splitlines()]
+    return pd.DataFrame(records)
+
+
+def main(root: str) -> None:
+    table = regret_at(load_runs(root))
+    columns = [f"@{e}" for e in AT]
+    print("best-so-far regret per seed at equal evaluations")
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print("\nmedian over seeds")
+    print(table.groupby(["problem", "optimizer"])[columns].median()
+          .to_string(float_format=lambda x: f"{x:.4f}"))
+    manifests = {folder: read_manifest(folder) for folder in find_runs(root)}
+    print("\nwall time per run (s)")
+    for m in manifests.values():
+        seconds = m.seconds if m.seconds is not None else float("nan")
+        print(f"  {m.label:12s} {m.run.problem} seed {m.run.seed}: {seconds:.0f} s, "
+              f"{m.evaluations} evaluations, status {m.status}")
+    diagnostics = round_diagnostics(manifests)
+    if len(diagnostics):
+        print("\nLLOME per-round diagnostics (median over seeds)")
+        print(diagnostics.groupby(["problem", "optimizer", "round"])[DIAGNOSTICS].median()
+              .to_string(float_format=lambda x: f"{x:.3f}"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -70,12 +70,12 @@ def _set_backend(params: dict[str, dict], backend: str) -> None:
 def _split_params(assignments: list[str], optimizers: list[str]) -> dict[str, dict]:
     """``--set`` values per optimizer: ``name=value`` for every optimizer that has the parameter
     (at least one must), ``ga.name=value`` for one."""
-    from holo_bench.params import parse_assignment
+    from holo_bench.params import split_assignment
     from optimizers.registry import optimizer_class
 
     params: dict[str, dict] = {name: {} for name in optimizers}
     for assignment in assignments:
-        key, value = parse_assignment(assignment, "--set")
+        key, value = split_assignment(assignment, "--set")  # typed by the optimizer's Params
         scope, dot, bare = key.rpartition(".")
         if dot and scope not in params:
             raise ValueError(f"--set {assignment}: {scope!r} is not an optimizer of this grid "
@@ -193,8 +193,15 @@ def _regress(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """Usage errors as one line naming the argument (``--help`` shows the usage), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="holo-bench", description=__doc__)
+    parser = OneLineErrors(prog="holo-bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the named suites and instances").set_defaults(func=_list)
 

@@ -33,13 +33,19 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def parse_assignment(text: str, context: str = "") -> tuple[str, Any]:
-    """``"name=value"`` -> ``(name, parse_value(value))``; ``context`` names where it came from."""
+def split_assignment(text: str, context: str = "") -> tuple[str, str]:
+    """``"name=value"`` -> ``(name, value text)``; ``context`` names where it came from."""
     key, eq, value = text.partition("=")
     if not eq or not key.strip():
         where = f" in {context}" if context else ""
         raise ValueError(f"expected name=value{where}, got {text!r}")
-    return key.strip(), parse_value(value)
+    return key.strip(), value.strip()
+
+
+def parse_assignment(text: str, context: str = "") -> tuple[str, Any]:
+    """``"name=value"`` -> ``(name, parse_value(value))``."""
+    key, value = split_assignment(text, context)
+    return key, parse_value(value)
 
 
 def close_matches(name: str, known) -> str:
@@ -88,6 +94,8 @@ def describe(kind) -> str:
 def build_params(cls: type, values: dict, owner: str):
     """An instance of the dataclass ``cls`` from ``values`` (missing fields take defaults).
 
+    A text value is read with ``parse_value`` when what that gives fits the field's type, and kept
+    as text otherwise (so ``none`` is None for ``float | None`` and the word "none" for ``str``).
     Raises ``ValueError`` naming ``owner``, the parameter and what it expects, for an unknown
     name, a value of the wrong type or one the record's own checks refuse."""
     fields = {field.name: field for field in dataclasses.fields(cls)}
@@ -98,8 +106,8 @@ def build_params(cls: type, values: dict, owner: str):
             raise ValueError(f"{owner} has no parameter {name!r}{close_matches(name, fields)}; "
                              f"its parameters: {', '.join(fields)}")
         kind = hints[name]
-        if isinstance(value, str) and not accepts(kind, value):
-            value = parse_value(value)
+        if isinstance(value, str) and accepts(kind, parse_value(value)):
+            value = parse_value(value)  # text from the command line: "none", "3", "0.5", "true"
         if not accepts(kind, value):
             raise ValueError(f"{owner}: parameter {name} must be {describe(kind)}, got {value!r}")
         if accepts(kind, 0.5) and not _admits_int(kind) and accepts(int, value):

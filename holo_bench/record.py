@@ -114,9 +114,12 @@ class Manifest:
     def __post_init__(self):
         if self.schema != SCHEMA:
             raise ManifestError(f"schema {self.schema}, expected {SCHEMA}")
-        if self.identity != self.run.identity:
-            raise ManifestError(f"identity {self.identity!r} is not the hash of run "
-                                f"({self.run.identity!r})")
+        try:
+            identity = self.run.identity
+        except ValueError as err:  # NaN or infinity in the parameters: not a canonical JSON key
+            raise ManifestError(f"run cannot be identified: {err}") from None
+        if self.identity != identity:
+            raise ManifestError(f"identity {self.identity!r} is not the hash of run ({identity!r})")
         if not self.label:
             raise ManifestError("label must not be empty")
         if self.problem.name != self.run.problem or self.problem.spec != self.run.spec:

@@ -100,8 +100,8 @@ def _check_problem(manifest: Manifest) -> TestFunction:
     try:
         function = make_function(spec)
         named = make_function(problem.name)
-    except ValueError as err:
-        raise RunRejected("problem", f"cannot rebuild the problem: {err}") from None
+    except Exception as err:  # a submitted spec is untrusted text: any failure to build rejects
+        raise RunRejected("problem", f"cannot rebuild the problem: {type(err).__name__}: {err}") from None
     if function.spec != spec:
         raise RunRejected(
             "problem", f"spec {spec!r} is not canonical: it rebuilds as {function.spec!r}"

@@ -1,15 +1,32 @@
-"""From run folders to a verified store to the leaderboard files, through the command line."""
+"""From run folders to a verified store to the leaderboard files, through the command line, and
+the command line's answer to bad input: one line naming the argument, exit status 2, nothing run."""
 
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from harness.cli import main
+from holo_bench.record import find_runs, read_manifest
 from holo_bench.trace import read_trace
+
+TESTS = str(Path(__file__).parent)
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "holo_bench.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env={"PYTHONPATH": TESTS, "PATH": ""})
+
+
+def in_process(*args) -> int:
+    """``main`` in this process (argparse's own errors exit): the exit status."""
+    try:
+        return main(list(args))
+    except SystemExit as exit:
+        return exit.code
 
 
 def test_collect_then_leaderboard_writes_html_and_markdown(tmp_path):
@@ -20,7 +37,7 @@ def test_collect_then_leaderboard_writes_html_and_markdown(tmp_path):
     assert made.returncode == 0, made.stderr
     collected = cli("collect", str(runs), "--db", str(db))
     assert collected.returncode == 0 and "12 runs added" in collected.stdout
-    assert "0 runs added or updated, 12 unchanged" in cli("collect", str(runs), "--db", str(db)).stdout
+    assert "0 runs added, 12 unchanged" in cli("collect", str(runs), "--db", str(db)).stdout
     board = cli("leaderboard", "--db", str(db), "--html", str(tmp_path / "site/index.html"),
                 "--markdown", str(tmp_path / "site/leaderboard.md"))
     assert board.returncode == 0, board.stderr
@@ -33,10 +50,11 @@ def test_collect_then_leaderboard_writes_html_and_markdown(tmp_path):
 def test_submit_accepts_a_genuine_run_and_rejects_a_tampered_one(tmp_path):
     runs = tmp_path / "runs"
     cli("run", "--optimizer", "ga", "--problem", "f2", "--seeds", "0", "--budget", "1000", "--out", str(runs),
-        "--quiet", "--set", "num_particles=100")
-    folder = runs / "ga" / "f2" / "seed-0"
+        "--quiet", "--set", "num_particles=100", "--count", "all")
+    [folder] = find_runs(runs)
     accepted = cli("submit", str(folder))
-    assert accepted.returncode == 0 and "accepted: ga on f2 seed 0, 1000 evaluations" in accepted.stdout
+    assert accepted.returncode == 0
+    assert "accepted: ga on f2 seed 0, 1000 evaluations (count=all)" in accepted.stdout
 
     tampered = tmp_path / "tampered"
     shutil.copytree(folder, tampered)
@@ -50,9 +68,56 @@ def test_submit_accepts_a_genuine_run_and_rejects_a_tampered_one(tmp_path):
     assert "rejected (values): row 123 (call 1, index 23): logged value 1.0" in rejected.stderr
 
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["job"]["budget"] = 999
+    manifest["evaluations"] = 999
     edited = tmp_path / "edited"
     shutil.copytree(folder, edited)
     (edited / "manifest.json").write_text(json.dumps(manifest))
     result = cli("submit", str(edited))
     assert result.returncode == 1 and "rejected (budget)" in result.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--seeds", "5-2"], "argument --seeds: bad seed range '5-2'"),
+    (["run", "--seeds", "1,1"], "argument --seeds: seed list '1,1' names a seed twice"),
+    (["run", "--budget", "-1"], "argument --budget: must be a positive integer, got '-1'"),
+    (["run", "--count", "some"], "argument --count: invalid choice: 'some'"),
+    (["run", "--set", "ga.foo=1"], "GeneticAlgorithm has no parameter 'foo'"),
+    (["run", "--set", "foo=1"], "no optimizer of this grid (ga, random) has a parameter 'foo'"),
+    (["run", "--set", "ga.num_particles=many"], "parameter num_particles must be an integer, got 'many'"),
+    (["run", "--set", "oops"], "expected name=value in --set, got 'oops'"),
+    (["run", "--optimizer", "gaa"], "unknown optimizer 'gaa' (did you mean ga?)"),
+    (["run", "--problem", "ehrlich:v=32,L=abc"], "not a number"),
+    (["run", "--problem", "rmf:L=8,noise=0.1", "--count", "distinct"], "count 'distinct' on a noisy"),
+])
+def test_bad_run_arguments_get_one_line_before_anything_runs(tmp_path, capsys, args, message):
+    assert in_process(*args, "--out", str(tmp_path / "runs"), "--quiet") == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "runs").exists()  # no job started, no folder made
+
+
+def test_collect_and_leaderboard_on_what_is_not_there_get_one_line(tmp_path, capsys):
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("just text " * 100)
+    for args, message in [
+        (["collect", str(tmp_path / "missing")], "is not a folder of run folders"),
+        (["collect", str(tmp_path)], "holds no run folders"),
+        (["leaderboard", "--db", str(tmp_path / "missing.sqlite")], "no results store at"),
+        (["leaderboard", "--db", str(junk)], "is not a holo-bench results store"),
+        (["submit", str(tmp_path / "missing")], "is not a folder"),
+    ]:
+        assert in_process(*args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (args, err)
+
+
+def test_a_failed_run_never_blocks_the_corrected_command(tmp_path):
+    runs = tmp_path / "runs"
+    common = ["run", "--optimizer", "misbehaving:Scripted", "--problem", "smoke_ehrlich_small",
+              "--seeds", "0", "--budget", "100", "--out", str(runs), "--quiet"]
+    failed = cli(*common, "--set", "fault=raise", "--set", "at=2")
+    assert failed.returncode == 1 and "optimizer blew up" in failed.stderr
+    fixed = cli(*common, "--set", "fault=none")
+    assert fixed.returncode == 0, fixed.stderr
+    statuses = sorted(read_manifest(folder).status for folder in find_runs(runs))
+    assert statuses == ["failed", "finished"]  # two configurations, two folders

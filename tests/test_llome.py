@@ -123,8 +123,8 @@ def test_a_resumed_round_asks_its_saved_proposals_without_generating_again(tmp_p
     assert json.loads(rounds[0])["calls"] == 4 and "feasible_rate" in json.loads(rounds[0])
 
 
-TINY = dict(seed_particles=50, seed_generations=2, seed_mutation_prob=0.05, labels_per_round=50, num_seeds=8,
-            steps=1, samples=2, first_epochs=2, epochs=1, hidden_size=32, layers=1)
+TINY = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05, labels_per_round=50, num_seeds=8,
+            steps=1, samples=2, first_epochs=10, epochs=1, lr=1e-2, hidden_size=32, layers=1)
 
 
 def asks_of(seed, rounds=2, **params):
@@ -144,9 +144,9 @@ def asks_of(seed, rounds=2, **params):
 
 def test_same_seed_same_asks_other_seed_other_asks():
     first, again, other = asks_of(7), asks_of(7), asks_of(8)
-    assert all(len(X) for X in first)
-    assert all(np.array_equal(a, b) for a, b in zip(first, again))
     rounds = TINY["seed_generations"]
+    assert len(first[rounds]) > 0  # the first round proposed something
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not any(np.array_equal(a, b) for a, b in zip(first[rounds:], other[rounds:]))
 
 

@@ -5,8 +5,6 @@ Expected values are worked by hand on pools of a few sequences, or come from pla
 over every pair of rows.
 """
 
-import time
-
 import numpy as np
 import pytest
 
@@ -130,15 +128,13 @@ def test_neighbour_pairs_of_tiny_pools_are_empty():
     assert len(neighbour_pairs(SQUARE, k=0)[0]) == 0
 
 
-def test_neighbour_pairs_scale_to_ten_thousand_random_rows():
+def test_neighbour_pairs_of_ten_thousand_random_rows_are_none():
+    """A pool the size of the seed data, in many blocks (benchmarks/test_llome_data_speed.py
+    times it)."""
     X = np.random.default_rng(0).integers(0, 32, (10_000, 32))
-    start = time.perf_counter()
     i, j = neighbour_pairs(X)
-    elapsed = time.perf_counter() - start
-    print(f"neighbour_pairs on (10000, 32): {elapsed:.2f} s, {len(i)} pairs")
     # random rows agree in ~1 of 32 positions, so none is within 8 mismatches of another
-    assert len(i) == 0
-    assert elapsed < 30  # about half a second on 2 cores; generous for a shared machine
+    assert len(i) == len(j) == 0
 
 
 # --- edit_pairs ---------------------------------------------------------------------------------

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from leaderboard.regress import compare, run_suite, score
+from harness.regression import run_suite
+from leaderboard.regress import compare, score
 
 ROOT = Path(__file__).parent.parent
 SMALL = {"optimizers": ["ga"], "problems": ["f2", "smoke_ehrlich_small"], "seeds": list(range(8)),
-         "budget": 5000, "params": {"ga": {"num_particles": 100}}}
+         "budget": 5000, "count": "distinct", "params": {"ga": {"num_particles": 100}}}
 
 
 def baseline_of(results, definition=SMALL):
@@ -19,7 +20,7 @@ def baseline_of(results, definition=SMALL):
 
 
 def regress_cli(*args):
-    return subprocess.run([sys.executable, "-m", "holo_bench.cli", "regress", *args],
+    return subprocess.run([sys.executable, "-m", "harness.cli", "regress", *args],
                           capture_output=True, text=True, cwd=ROOT)
 
 
@@ -64,8 +65,8 @@ def test_nondeterministic_optimizers_are_compared_statistically():
 
 
 def test_score_ranks_solving_sooner_above_solving_later_above_not_solving():
-    s = score([0.0, 0.0, 0.25, 1.0], [100, 900, 1000, 1000], 1000)
-    assert list(np.argsort(s)) == [0, 1, 2, 3] and s[0] == -0.9
+    s = score([0.0, 5.55e-17, 0.25, 1.0], [100, 900, 1000, 1000], 1000)
+    assert list(np.argsort(s)) == [0, 1, 2, 3] and s[0] == -0.9 and np.isclose(s[1], -0.1)
 
 
 def test_baseline_of_another_suite_definition_is_refused(tmp_path):

@@ -27,10 +27,10 @@ ROWS = [
 ]
 # ehrlich-4x4 in rank order: the tie at 0.25 goes to the lower AUC.
 EHRLICH_MARKDOWN = [
-    r"| a\|b | 5 | 0.250 [0.000, 0.500] | 300 | 2/5 | 0.200 |",
-    "| ga | 5 | 0.250 [0.125, 0.500] | 640 | 3/5 | 0.300 |",
-    "| random | 5 | 0.578 [0.438, 0.578] | — | 0/5 | 0.700 |",
-    "| &lt;script&gt;alert(1)&lt;/script&gt; | 3 | 1.000 [1.000, 1.000] | — | 0/3 | 1.000 |",
+    r"| a\|b | 5 | 1,000 | free | 0.250 [0.000, 0.500] | 300 | 2/5 | 0.200 |",
+    "| ga | 5 | 1,000 | free | 0.250 [0.125, 0.500] | 640 | 3/5 | 0.300 |",
+    "| random | 5 | 1,000 | free | 0.578 [0.438, 0.578] | — | 0/5 | 0.700 |",
+    "| &lt;script&gt;alert(1)&lt;/script&gt; | 3 | 1,000 | free | 1.000 [1.000, 1.000] | — | 0/3 | 1.000 |",
 ]
 # ga's regret curve on ehrlich-4x4, whose geometry the plot tests check; it ends at ga's table row.
 GA_MEDIAN = [1.0, 0.5, 0.25, 0.25]
@@ -44,7 +44,7 @@ def make_summary() -> Summary:
     """
     table = pd.DataFrame(ROWS, columns=["problem", "optimizer", "seeds", "median_regret",
                                         "q25_regret", "q75_regret", "median_evals_to_solve",
-                                        "fraction_solved", "auc"]).assign(budget=1000)
+                                        "fraction_solved", "auc"]).assign(budget=1000, count="distinct")
     curves = []
     for problem, optimizer, _, *final, _, _, _ in ROWS:
         ga = (problem, optimizer) == ("ehrlich-4x4", "ga")
@@ -56,8 +56,12 @@ def make_summary() -> Summary:
                          (("ga", 0.5), ("random", 0.1), (PIPE, 0.3), (SCRIPT, 0.0))
                          for e, f in zip(GRID, (0, shift / 2, shift, shift))],
                         columns=["optimizer", "evaluations", "fraction"])
+    configurations = pd.DataFrame(
+        [(name, "ga", '{"num_particles": 100}', 1000, "distinct") for name in ("ga", PIPE, SCRIPT)]
+        + [("random", "random", '{"batch_size": 100}', 1000, "distinct")],
+        columns=["entry", "optimizer", "params", "budget", "count"])
     return Summary(table=table, curves=pd.concat(curves, ignore_index=True), ecdf=ecdf,
-                   generated="2024-05-01 12:00:00 UTC")
+                   generated="2024-05-01 12:00:00 UTC", configurations=configurations)
 
 
 class TreeParser(HTMLParser):
@@ -138,19 +142,22 @@ def axes(svg):
 
 
 def test_markdown_has_a_heading_and_table_per_problem_in_sorted_order(markdown):
-    assert re.findall(r"^## (.*)$", markdown, re.M) == [r"ehrlich-4x4", r"tfbind\_8"]
+    assert re.findall(r"^## (.*)$", markdown, re.M) == [r"ehrlich-4x4", r"tfbind\_8", "Configurations"]
 
 
 def test_markdown_rows_are_ranked_by_median_regret_then_auc(markdown):
     ehrlich = markdown.split("## ")[1].splitlines()
-    assert ehrlich[2].startswith("| Optimizer | Seeds | Median final regret [IQR] |")
+    assert ehrlich[2].startswith("| Optimizer | Seeds | Budget | Repeats | Median final regret [IQR] |")
     assert ehrlich[4:8] == EHRLICH_MARKDOWN
 
 
-def test_markdown_escapes_names_so_every_row_keeps_six_cells(markdown):
+def test_markdown_escapes_names_so_every_row_keeps_its_cells(markdown):
     assert "<script>" not in markdown and r"a\|b" in markdown
-    rows = [line for line in markdown.splitlines() if line.startswith("|")]
-    assert all(len(re.split(r"(?<!\\)\|", row)) == 8 for row in rows)
+    boards, configurations = markdown.split("## Configurations")
+    rows = [line for line in boards.splitlines() if line.startswith("|")]
+    assert rows and all(len(re.split(r"(?<!\\)\|", row)) == 10 for row in rows)
+    rows = [line for line in configurations.splitlines() if line.startswith("|")]
+    assert len(rows) == 6 and all(len(re.split(r"(?<!\\)\|", row)) == 7 for row in rows)
 
 
 # ---------------------------------------------------------------------------------------------

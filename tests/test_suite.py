@@ -67,6 +67,13 @@ def test_bad_specs_are_rejected(spec, message):
         make_function(spec)
 
 
+def test_none_reads_the_same_in_any_case_as_in_set():
+    """`q=none` in a spec means what `--set mutation_prob=none` means: no value."""
+    for text in ("none", "None", "null"):
+        f = make_function(f"ehrlich:v=8,L=16,c=2,k=4,q={text},seed=1")
+        assert f.quantization == f.motif_length and f.spec == make_function("ehrlich:v=8,L=16,c=2,k=4,seed=1").spec
+
+
 def test_parse_spec_returns_constructor_arguments():
     cls, kwargs = parse_spec("ehrlich:v=32,L=32,c=4,k=4,q=4,seed=50494")
     assert cls is Ehrlich and kwargs["random_seed"] == 50494 and kwargs["num_states"] == 32

@@ -24,7 +24,8 @@ except ImportError:
 
 from decoding_reference import assert_first_tokens_follow_the_rules, peaked_model
 from tiny_pretrained import save_tiny_gpt2
-from holo_bench.runner import Job, run_job
+
+from harness.runner import make_job, run_job
 from holo_bench.trace import read_trace
 from optimizers.llome import model as lm
 from optimizers.llome.generate import Decoding, HFBackend
@@ -165,11 +166,12 @@ def test_a_pretrained_text_model_agrees_too(tmp_path):
 def test_llome_runs_end_to_end_on_vllm(tmp_path, recwarn):
     params = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05, labels_per_round=200,
                   num_seeds=20, steps=2, samples=2, first_epochs=30, epochs=3, lr=3e-3, backend="vllm")
-    manifest = run_job(Job("llome-marge", "smoke_ehrlich_small", 0, 600, str(tmp_path), params=params))
-    assert manifest["status"] == "finished", manifest["error"]
-    folder = tmp_path / "llome-marge" / "smoke_ehrlich_small" / "seed-0"
-    assert len(read_trace(folder / "trace.bin")[1]) == manifest["evaluations"] == 600
-    rounds = [json.loads(line) for line in (folder / "optimizer" / "metrics.jsonl").read_text().splitlines()]
+    job = make_job("llome-marge", "smoke_ehrlich_small", 0, 600, tmp_path, params=params)
+    manifest = run_job(job)
+    assert manifest.status == "finished", manifest.error
+    records = read_trace(job.folder / "trace.bin")[1]
+    assert len(records) == manifest.queries and records["charged"].sum() == manifest.evaluations == 600
+    rounds = [json.loads(line) for line in (job.folder / "optimizer" / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1)) and len(rounds) >= 2
     assert all(r["parse_rate"] > 0.5 for r in rounds)
     # One engine for the run: every round after the first reloaded its weights in place.
