@@ -177,20 +177,24 @@ class Oracle:
         values = records["value"].copy()
         return values[0] if single else values
 
-    def _keys(self, X: np.ndarray) -> list[bytes]:
-        return [row.tobytes() for row in np.ascontiguousarray(X)]
+    @staticmethod
+    def _keys(X: np.ndarray) -> list[bytes]:
+        """Each row's bytes: a dict key for the sequence."""
+        raw = np.ascontiguousarray(X).tobytes()
+        width = len(raw) // len(X) if len(X) else 0
+        return [raw[start:start + width] for start in range(0, len(raw), width)] if width else []
 
     def _charges(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Which queries of a batch are charged, and each one's source: its own index for the first
         in the batch of its kind (whose value then comes from the log when seen before), else the
-        index of that first one."""
+        index of that first one. A dict pass over the rows' bytes: cheaper than sorting them."""
         if self.count == "all":
             return np.ones(len(X), dtype=bool), np.arange(len(X))
-        first, source = first_occurrences(X)
-        seen = np.fromiter((key in self._seen for key in self._keys(X[first])), bool, first.sum())
-        new = first.copy()
-        new[np.flatnonzero(first)[seen]] = False
-        return new, source
+        first: dict[bytes, int] = {}
+        source = [first.setdefault(key, i) for i, key in enumerate(self._keys(X))]
+        charged = np.zeros(len(X), dtype=bool)
+        charged[[i for key, i in first.items() if key not in self._seen]] = True
+        return charged, np.array(source)
 
     def skip_replay(self, calls: int) -> None:
         """Count the first ``calls`` logged calls as served, for an optimizer that restored its

@@ -158,6 +158,9 @@ def _collect_one(connection: sqlite3.Connection, folder: Path, report: CollectRe
     except ManifestError as err:
         report.rejected[str(folder)] = str(RunRejected("manifest", str(err)))
         return
+    if manifest is None:  # removed since the folder was listed
+        report.rejected[str(folder)] = str(RunRejected("manifest", f"{folder} holds no manifest.json"))
+        return
     if manifest.status != "finished":
         report.skipped.append(str(folder))
         return
