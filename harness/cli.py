@@ -62,7 +62,7 @@ def _set_backend(params: dict[str, dict], backend: str) -> None:
     takes = [name for name in params
              if "backend" in {f.name for f in dataclasses.fields(optimizer_class(name).Params)}]
     if not takes:
-        raise ValueError(f"--backend {backend}: none of {', '.join(params)} has a generation backend")
+        raise ValueError(f"{backend}: none of {', '.join(params)} has a generation backend")
     for name in takes:
         params[name]["backend"] = backend
 
@@ -78,7 +78,7 @@ def _split_params(assignments: list[str], optimizers: list[str]) -> dict[str, di
         key, value = split_assignment(assignment, "--set")  # typed by the optimizer's Params
         scope, dot, bare = key.rpartition(".")
         if dot and scope not in params:
-            raise ValueError(f"--set {assignment}: {scope!r} is not an optimizer of this grid "
+            raise ValueError(f"{assignment}: {scope!r} is not an optimizer of this grid "
                              f"({', '.join(optimizers)})")
         if dot:
             params[scope][bare] = value
@@ -86,11 +86,19 @@ def _split_params(assignments: list[str], optimizers: list[str]) -> dict[str, di
         takers = [name for name in optimizers
                   if bare in {f.name for f in dataclasses.fields(optimizer_class(name).Params)}]
         if not takers:
-            raise ValueError(f"--set {assignment}: no optimizer of this grid ({', '.join(optimizers)}) "
+            raise ValueError(f"{assignment}: no optimizer of this grid ({', '.join(optimizers)}) "
                              f"has a parameter {bare!r}")
         for name in takers:
             params[name][bare] = value
     return params
+
+
+def _argument(name: str, check, *values):
+    """``check(*values)``, with a ValueError's message prefixed by the argument it is about."""
+    try:
+        return check(*values)
+    except ValueError as err:
+        raise ValueError(f"argument {name}: {err}") from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -99,18 +107,27 @@ def _run(args: argparse.Namespace) -> int:
     from harness.executors import run_grid
     from harness.runner import job_summary, make_job
 
+    from optimizers.registry import make_optimizer, optimizer_class
+
+    # The whole grid is validated (and every job identified) before the first job starts; each
+    # error names the argument it came from.
     optimizers = args.optimizer or DEFAULT_OPTIMIZERS
     if len(set(optimizers)) != len(optimizers):
         raise ValueError(f"--optimizer names {', '.join(optimizers)}: one of them twice")
-    problems = suite.resolve_problems(args.problem or DEFAULT_PROBLEMS)
-    params = _split_params(args.set, optimizers)
-    if args.backend:
-        _set_backend(params, args.backend)
-    label = args.label if args.label and len(optimizers) == 1 else None
     if args.label and len(optimizers) > 1:
         raise ValueError("--label names the runs of a single --optimizer")
-    # The whole grid is validated (and every job identified) before the first job starts.
-    jobs = [make_job(name, problem, seed, args.budget, args.out, params[name], args.count, label)
+    for name in optimizers:
+        _argument("--optimizer", optimizer_class, name)
+    problems = suite.resolve_problems(args.problem or DEFAULT_PROBLEMS)
+    for problem in problems:
+        _argument("--problem", suite.make_function, problem)
+    params = _argument("--set", _split_params, args.set, optimizers)
+    if args.backend:
+        _argument("--backend", _set_backend, params, args.backend)
+    for name in optimizers:
+        _argument("--set", make_optimizer, name, params[name])
+    jobs = [_argument("--count", make_job, name, problem, seed, args.budget, args.out, params[name],
+                      args.count, args.label)
             for name in optimizers for problem in problems for seed in args.seeds]
     manifests = run_grid(jobs, executor=args.executor, workers=args.workers,
                          ray_address=args.ray_address, progress=not args.quiet)

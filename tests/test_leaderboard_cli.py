@@ -81,13 +81,17 @@ def test_submit_accepts_a_genuine_run_and_rejects_a_tampered_one(tmp_path):
     (["run", "--seeds", "1,1"], "argument --seeds: seed list '1,1' names a seed twice"),
     (["run", "--budget", "-1"], "argument --budget: must be a positive integer, got '-1'"),
     (["run", "--count", "some"], "argument --count: invalid choice: 'some'"),
-    (["run", "--set", "ga.foo=1"], "GeneticAlgorithm has no parameter 'foo'"),
-    (["run", "--set", "foo=1"], "no optimizer of this grid (ga, random) has a parameter 'foo'"),
-    (["run", "--set", "ga.num_particles=many"], "parameter num_particles must be an integer, got 'many'"),
-    (["run", "--set", "oops"], "expected name=value in --set, got 'oops'"),
-    (["run", "--optimizer", "gaa"], "unknown optimizer 'gaa' (did you mean ga?)"),
-    (["run", "--problem", "ehrlich:v=32,L=abc"], "not a number"),
-    (["run", "--problem", "rmf:L=8,noise=0.1", "--count", "distinct"], "count 'distinct' on a noisy"),
+    (["run", "--set", "ga.foo=1"], "argument --set: optimizer GeneticAlgorithm has no parameter 'foo'"),
+    (["run", "--set", "foo=1"], "argument --set: foo=1: no optimizer of this grid (ga, random) has"),
+    (["run", "--set", "ga.num_particles=many"], "argument --set: optimizer GeneticAlgorithm: parameter "
+     "num_particles must be an integer, got 'many'"),
+    (["run", "--set", "oops"], "argument --set: expected name=value in --set, got 'oops'"),
+    (["run", "--optimizer", "gaa"], "argument --optimizer: unknown optimizer 'gaa' (did you mean ga?)"),
+    (["run", "--problem", "ehrlich:v=32,L=abc"], "argument --problem: parameter value 'abc'"),
+    (["run", "--problem", "rmf:L=8,noise=0.1", "--count", "distinct"],
+     "argument --count: count 'distinct' on a noisy"),
+    (["run", "--optimizer", "ga", "--optimizer", "random", "--label", "x"],
+     "--label names the runs of a single --optimizer"),
 ])
 def test_bad_run_arguments_get_one_line_before_anything_runs(tmp_path, capsys, args, message):
     assert in_process(*args, "--out", str(tmp_path / "runs"), "--quiet") == 2
