@@ -36,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         ratio = head[name] / base[name]
         flag = "FAIL" if ratio > args.fail else "WARN" if ratio > args.warn else "ok"
         slow += flag == "FAIL"
-        print(f"{flag:4s} {ratio:6.2f}x  base {base[name] * 1e3:9.3f} ms  head {head[name] * 1e3:9.3f} ms  {name}")
+        print(f"{flag:4s} {ratio:6.2f}x  base {base[name] * 1e3:9.3f} ms  "
+              f"head {head[name] * 1e3:9.3f} ms  {name}")
     if slow:
-        print(f"speed: {slow} benchmark(s) more than {args.fail}x slower than base", file=sys.stderr)
+        print(f"speed: {slow} benchmark(s) more than {args.fail}x slower than base",
+              file=sys.stderr)
     return 1 if slow else 0
 
 

@@ -26,8 +26,9 @@ from optimizers.llome import model as lm
 
 
 def measure(backend: str, args, out: Path) -> dict:
-    params = dict(backend=backend, device=args.device, hidden_size=args.hidden_size, layers=args.layers,
-                  head_size=args.head_size, samples=args.samples, steps=args.steps)
+    params = dict(backend=backend, device=args.device, hidden_size=args.hidden_size,
+                  layers=args.layers, head_size=args.head_size, samples=args.samples,
+                  steps=args.steps)
     job = make_job("llome-marge", args.problem, args.seed, args.budget, out, params=params,
                    label=f"llome-marge-{backend}")
     manifest = run_job(job)
@@ -40,7 +41,8 @@ def measure(backend: str, args, out: Path) -> dict:
     tokens = sum(r["generated_tokens"] for r in later)
     seconds = sum(r["generate_seconds"] for r in later)
     return {
-        "backend": backend, "parameters": parameters, "rounds": len(rounds), "regret": manifest.regret,
+        "backend": backend, "parameters": parameters, "rounds": len(rounds),
+        "regret": manifest.regret,
         "tokens_per_second": tokens / seconds,
         "generate_seconds_per_round": statistics.median(r["generate_seconds"] for r in later),
         "train_seconds_per_round": statistics.median(r["train_seconds"] for r in later),
@@ -49,16 +51,19 @@ def measure(backend: str, args, out: Path) -> dict:
 
 
 def _cpu_name() -> str:
-    models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-              if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     return f"{models[0] if models else platform.processor() or 'CPU'}, {os.cpu_count()} cores"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="hf,vllm")
     parser.add_argument("--problem", default="f2")
-    parser.add_argument("--budget", type=int, default=16_000, help="GA seed data (at most 10,000 evaluations) plus rounds of 2,000")
+    parser.add_argument("--budget", type=int, default=16_000,
+                        help="GA seed data (at most 10,000 evaluations) plus rounds of 2,000")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--hidden-size", type=int, default=64)
@@ -74,11 +79,13 @@ def main() -> None:
     report = {"device": device, "settings": vars(args), "results": results}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"{args.problem}, {results[0]['parameters']:,}-parameter model, on {device}\n")
-    print("| backend | tokens/s | generation s/round | training s/round | first round s | rounds | regret |")
+    print("| backend | tokens/s | generation s/round | training s/round | first round s | rounds "
+          "| regret |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['backend']} | {r['tokens_per_second']:,.0f} | {r['generate_seconds_per_round']:.1f} | "
-              f"{r['train_seconds_per_round']:.1f} | {r['first_round_seconds']:.1f} | {r['rounds']} | {r['regret']:.3f} |")
+        print(f"| {r['backend']} | {r['tokens_per_second']:,.0f} | "
+              f"{r['generate_seconds_per_round']:.1f} | {r['train_seconds_per_round']:.1f} | "
+              f"{r['first_round_seconds']:.1f} | {r['rounds']} | {r['regret']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from holo_bench.record import OPTIMIZER_DIR, find_runs, read_manifest
 from leaderboard import load_runs
 
 AT = [10_000, 12_000, 16_000, 20_000, 24_000, 28_000]  # charged evaluations
+COLUMNS = [f"@{e}" for e in AT]
 DIAGNOSTICS = ["parse_rate", "feasible_rate", "edit_distance", "diversity", "calibration_spearman",
                "best_value"]
 
@@ -20,31 +21,30 @@ DIAGNOSTICS = ["parse_rate", "feasible_rate", "edit_distance", "diversity", "cal
 def regret_at(frame: pd.DataFrame) -> pd.DataFrame:
     """Best-so-far regret of every run once it has been charged ``e`` evaluations, for ``e`` in
     ``AT`` (its final regret where it stopped earlier)."""
-    rows = []
-    for (problem, optimizer, seed), run in frame.groupby(["problem", "optimizer", "seed"]):
-        rows.append({"problem": problem, "optimizer": optimizer, "seed": seed,
-                     **{f"@{e}": run.loc[run["evaluation"] <= e, "regret"].min() for e in AT}})
-    return pd.DataFrame(rows)
+    keys = ["problem", "optimizer", "seed"]
+    rows = [(*key, *(run.loc[run["evaluation"] <= e, "regret"].min() for e in AT))
+            for key, run in frame.groupby(keys)]
+    return pd.DataFrame(rows, columns=keys + COLUMNS)
 
 
 def round_diagnostics(manifests: dict) -> pd.DataFrame:
-    """One row per round that an optimizer reported in its ``metrics.jsonl``, with its run's label."""
+    """One row per round an optimizer reported in its ``metrics.jsonl``, with its run's label
+    (finished runs, as in the regret table)."""
     records = []
     for folder, manifest in manifests.items():
         metrics = folder / OPTIMIZER_DIR / "metrics.jsonl"
-        if metrics.exists():
-            records += [{**json.loads(line), "problem": manifest.run.problem, "optimizer": manifest.label}
-                        for line in metrics.read_text().splitlines()]
+        if manifest.status == "finished" and metrics.exists():
+            run = {"problem": manifest.run.problem, "optimizer": manifest.label}
+            records += [{**json.loads(line), **run} for line in metrics.read_text().splitlines()]
     return pd.DataFrame(records)
 
 
 def main(root: str) -> None:
     table = regret_at(load_runs(root))
-    columns = [f"@{e}" for e in AT]
     print("best-so-far regret per seed at equal evaluations")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print("\nmedian over seeds")
-    print(table.groupby(["problem", "optimizer"])[columns].median()
+    print(table.groupby(["problem", "optimizer"])[COLUMNS].median()
           .to_string(float_format=lambda x: f"{x:.4f}"))
     manifests = {folder: read_manifest(folder) for folder in find_runs(root)}
     print("\nwall time per run (s)")

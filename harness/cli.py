@@ -35,10 +35,12 @@ def parse_seeds(text: str) -> list[int]:
         try:
             low, high = int(low), int(high) if dash else int(low)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"bad seed list {text!r}; use e.g. 0-4 or 1,3,5") from None
+            raise argparse.ArgumentTypeError(
+                f"bad seed list {text!r}; use e.g. 0-4 or 1,3,5") from None
         if low < 0 or high < low:
             raise argparse.ArgumentTypeError(
-                f"bad seed range {part.strip()!r} in {text!r}: seeds are >= 0, low-high with low <= high")
+                f"bad seed range {part.strip()!r} in {text!r}: seeds are >= 0, "
+                "low-high with low <= high")
         seeds.extend(range(low, high + 1))
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"seed list {text!r} names a seed twice")
@@ -106,7 +108,6 @@ def _run(args: argparse.Namespace) -> int:
 
     from harness.executors import run_grid
     from harness.runner import job_summary, make_job
-
     from optimizers.registry import make_optimizer, optimizer_class
 
     # The whole grid is validated (and every job identified) before the first job starts; each
@@ -140,7 +141,8 @@ def _run(args: argparse.Namespace) -> int:
         print("final regret (best-so-far, over seeds; count: the rule for repeated queries):")
         print(summary.to_string(float_format=lambda x: f"{x:.4f}"))
     for row in failed.itertuples():
-        print(f"FAILED {row.optimizer} on {row.problem} seed {row.seed}: {row.error}", file=sys.stderr)
+        print(f"FAILED {row.optimizer} on {row.problem} seed {row.seed}: {row.error}",
+              file=sys.stderr)
     print(f"{len(finished)} of {len(table)} runs finished; run folders under {args.out}/ "
           f"(read them with leaderboard.load_runs({args.out!r}))")
     return 1 if len(failed) else 0
@@ -154,7 +156,8 @@ def _collect(args: argparse.Namespace) -> int:
           f"{len(report.duplicates)} duplicates of stored runs, {len(report.skipped)} unfinished "
           f"skipped, {len(report.rejected)} rejected; store: {args.db}")
     for folder, stored in report.duplicates.items():
-        print(f"DUPLICATE {folder}: the same run as {stored}, which the store keeps", file=sys.stderr)
+        print(f"DUPLICATE {folder}: the same run as {stored}, which the store keeps",
+              file=sys.stderr)
     for folder, reason in report.rejected.items():
         print(f"REJECTED {folder}: {reason}", file=sys.stderr)
     return 1 if report.rejected else 0
@@ -202,7 +205,8 @@ def _regress(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         passed, lines = regress(args.suite, args.baseline, out=args.out or scratch,
                                 update=args.update_baseline, overrides=overrides,
-                                statistical=args.statistical, alpha=args.alpha, workers=args.workers)
+                                statistical=args.statistical, alpha=args.alpha,
+                                workers=args.workers)
     for line in lines:
         print(line if passed else f"REGRESSION {line}")
     if passed and not args.update_baseline:
@@ -223,32 +227,47 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="list the named suites and instances").set_defaults(func=_list)
 
     run = commands.add_parser(
-        "run", help="run every (optimizer, problem, seed) job; with no arguments, the default benchmark"
+        "run",
+        help="run every (optimizer, problem, seed) job; with no arguments, the default benchmark"
     )
-    run.add_argument("--optimizer", action="append", help=f"registered name or module:Class, repeatable (default: {' '.join(DEFAULT_OPTIMIZERS)})")
-    run.add_argument("--problem", action="append", help=f"instance, suite or spec string, repeatable (default: {' '.join(DEFAULT_PROBLEMS)})")
-    run.add_argument("--seeds", type=parse_seeds, default=parse_seeds(DEFAULT_SEEDS), help=f"e.g. 0-4 (default {DEFAULT_SEEDS})")
-    run.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET, help=f"charged oracle evaluations per run (default {DEFAULT_BUDGET})")
+    run.add_argument("--optimizer", action="append",
+                     help=f"registered name or module:Class, repeatable "
+                          f"(default: {' '.join(DEFAULT_OPTIMIZERS)})")
+    run.add_argument("--problem", action="append",
+                     help=f"instance, suite or spec string, repeatable "
+                          f"(default: {' '.join(DEFAULT_PROBLEMS)})")
+    run.add_argument("--seeds", type=parse_seeds, default=parse_seeds(DEFAULT_SEEDS),
+                     help=f"e.g. 0-4 (default {DEFAULT_SEEDS})")
+    run.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET,
+                     help=f"charged oracle evaluations per run (default {DEFAULT_BUDGET})")
     run.add_argument("--count", choices=["distinct", "all"],
-                     help="rule for repeated queries: 'distinct' answers a sequence already evaluated "
-                          "in the run for free, 'all' charges every query (default: distinct, or all "
-                          "on a noisy problem)")
-    run.add_argument("--out", default=DEFAULT_OUT, help=f"folder for run folders (default {DEFAULT_OUT}/)")
-    run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="optimizer parameter; OPTIMIZER.NAME=VALUE for one optimizer")
-    run.add_argument("--backend", choices=["hf", "vllm"], help="generation backend of the optimizers that have one (LLOME): transformers or vLLM")
+                     help="rule for repeated queries: 'distinct' answers a sequence already "
+                          "evaluated in the run for free, 'all' charges every query (default: "
+                          "distinct, or all on a noisy problem)")
+    run.add_argument("--out", default=DEFAULT_OUT,
+                     help=f"folder for run folders (default {DEFAULT_OUT}/)")
+    run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="optimizer parameter; OPTIMIZER.NAME=VALUE for one optimizer")
+    run.add_argument("--backend", choices=["hf", "vllm"],
+                     help="generation backend of the optimizers that have one (LLOME): "
+                          "transformers or vLLM")
     run.add_argument("--label", help="name the runs of a single optimizer (e.g. a configuration)")
     run.add_argument("--executor", choices=["local", "ray"], default="local")
     run.add_argument("--workers", type=positive_int, help="parallel jobs (default: one per core)")
-    run.add_argument("--ray-address", help="connect to this Ray cluster (default: start a local one)")
+    run.add_argument("--ray-address",
+                     help="connect to this Ray cluster (default: start a local one)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
 
-    collect = commands.add_parser("collect", help="verify run folders and index them into the results store")
+    collect = commands.add_parser(
+        "collect", help="verify run folders and index them into the results store")
     collect.add_argument("runs", help="folder of run folders")
-    collect.add_argument("--db", default="leaderboard.sqlite", help="SQLite store (default leaderboard.sqlite)")
+    collect.add_argument("--db", default="leaderboard.sqlite",
+                         help="SQLite store (default leaderboard.sqlite)")
     collect.set_defaults(func=_collect)
 
-    submit = commands.add_parser("submit", help="verify a run folder made elsewhere (and add it to a store)")
+    submit = commands.add_parser(
+        "submit", help="verify a run folder made elsewhere (and add it to a store)")
     submit.add_argument("run_dir")
     submit.add_argument("--db", help="also add the run to this store")
     submit.set_defaults(func=_submit)
@@ -259,15 +278,19 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--markdown", help="markdown table to write, e.g. site/leaderboard.md")
     board.set_defaults(func=_leaderboard)
 
-    gate = commands.add_parser("regress", help="rerun a seeded regression suite and compare with its baseline")
+    gate = commands.add_parser(
+        "regress", help="rerun a seeded regression suite and compare with its baseline")
     gate.add_argument("--suite", default="ci")
     gate.add_argument("--baseline", default="benchmarks/baselines/ci.json")
-    gate.add_argument("--update-baseline", action="store_true", help="accept this run as the new baseline")
+    gate.add_argument("--update-baseline", action="store_true",
+                      help="accept this run as the new baseline")
     gate.add_argument("--set", action="append", default=[], metavar="OPTIMIZER.NAME=VALUE",
                       help="change an optimizer's parameter for this run only (to test a change)")
     gate.add_argument("--statistical", action="store_true",
-                      help="compare every optimizer with the one-sided test, even deterministic ones")
-    gate.add_argument("--alpha", type=float, default=0.01, help="level of the one-sided test (default 0.01)")
+                      help="compare every optimizer with the one-sided test, even deterministic "
+                           "ones")
+    gate.add_argument("--alpha", type=float, default=0.01,
+                      help="level of the one-sided test (default 0.01)")
     gate.add_argument("--out", help="keep the run folders here (default: a temporary folder)")
     gate.add_argument("--workers", type=positive_int)
     gate.set_defaults(func=_regress)

@@ -45,8 +45,8 @@ class _ProgressBar:
         self._best: dict[tuple, float] = {}
         self._done = 0
         self._jobs = len(jobs)
-        self._bar = tqdm(total=sum(job.run.budget for job in jobs), unit="eval", disable=not enabled,
-                         dynamic_ncols=True, smoothing=0.1)
+        self._bar = tqdm(total=sum(job.run.budget for job in jobs), unit="eval",
+                         disable=not enabled, dynamic_ncols=True, smoothing=0.1)
 
     def update(self, label, problem, seed, used, best, regret) -> None:
         key = (label, problem, seed)

@@ -49,7 +49,8 @@ def run_suite(definition: dict, out: str | os.PathLike, overrides: dict | None =
         by_problem = results.setdefault(run.optimizer, {})
         if run.problem not in by_problem:  # the configured optimizer, built once, not per seed
             deterministic = bool(make_optimizer(run.optimizer, run.params).deterministic)
-            by_problem[run.problem] = {"deterministic": deterministic, "regret": [], "evaluations": []}
+            by_problem[run.problem] = {"deterministic": deterministic, "regret": [],
+                                       "evaluations": []}
         entry = by_problem[run.problem]
         entry["regret"].append(verified.regret)
         entry["evaluations"].append(verified.evaluations)

@@ -27,8 +27,16 @@ from holo_bench.measures import is_solved
 from holo_bench.oracle import Oracle, check_count, default_count
 from holo_bench.protocol import Optimizer, Problem
 from holo_bench.record import (
-    OPTIMIZER_DIR, SCHEMA, STALL_CALLS, TRACE, Manifest, ProblemRecord, RunSpec, read_manifest,
-    run_folder, write_manifest,
+    OPTIMIZER_DIR,
+    SCHEMA,
+    STALL_CALLS,
+    TRACE,
+    Manifest,
+    ProblemRecord,
+    RunSpec,
+    read_manifest,
+    run_folder,
+    write_manifest,
 )
 from holo_bench.suite import make_function
 from optimizers.registry import make_optimizer
@@ -85,8 +93,9 @@ def _git_commit() -> str | None:
 def _versions() -> dict:
     import torch
 
-    return {"holo_bench": holo_bench.__version__, "numpy": np.__version__, "torch": torch.__version__,
-            "python": platform.python_version(), "git_commit": _git_commit()}
+    return {"holo_bench": holo_bench.__version__, "numpy": np.__version__,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "git_commit": _git_commit()}
 
 
 def _hardware() -> dict:
@@ -100,7 +109,8 @@ def _hardware() -> dict:
 def check_ask(X, n: int, problem: Problem) -> np.ndarray:
     """Enforce the ask contract: an integer ``(m, dim)`` array, ``m <= n``, tokens in range."""
     if not isinstance(X, np.ndarray):
-        raise OptimizerError(f"ask({n}) returned {type(X).__name__}, expected a numpy integer array")
+        raise OptimizerError(
+            f"ask({n}) returned {type(X).__name__}, expected a numpy integer array")
     if X.dtype.kind not in "iu":
         raise OptimizerError(f"ask({n}) returned dtype {X.dtype}, expected an integer dtype")
     if X.ndim != 2 or X.shape[1] != problem.dim:
@@ -131,7 +141,8 @@ def run_job(job: Job, progress: Progress | None = None) -> Manifest:
     oracle = Oracle(function, run.budget, count=run.count, log_path=folder / TRACE)
     manifest = Manifest(
         schema=SCHEMA, identity=run.identity, run=run, label=job.label,
-        problem=ProblemRecord(run.problem, function.spec, function.optimal_value, function.worst_value),
+        problem=ProblemRecord(run.problem, function.spec, function.optimal_value,
+                              function.worst_value),
         optimizer_class="", versions=_versions(), hardware=_hardware(), status="running",
         started=time.time(),
     )
@@ -144,7 +155,8 @@ def run_job(job: Job, progress: Progress | None = None) -> Manifest:
             raise OptimizerError(f"config() gives {optimizer.config()}, not the parameters it was "
                                  f"built with, {run.params}")
         manifest = dataclasses.replace(
-            manifest, optimizer_class=f"{type(optimizer).__module__}:{type(optimizer).__qualname__}")
+            manifest,
+            optimizer_class=f"{type(optimizer).__module__}:{type(optimizer).__qualname__}")
         write_manifest(folder, manifest)
         initial = np.atleast_2d(function.initial_solution()).astype(np.int64)
         problem = Problem(function.num_states, function.dim, run.budget, initial, run.count)

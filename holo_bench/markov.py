@@ -12,7 +12,8 @@ import torch
 
 
 def banded_mask(num_states: int, bandwidth: int) -> torch.Tensor:
-    """Boolean ``(v, v)`` mask allowing the states within ``bandwidth`` of the diagonal, wrapping."""
+    """Boolean ``(v, v)`` mask allowing the states within ``bandwidth`` of the diagonal,
+    wrapping."""
     index = torch.arange(num_states)
     offset = (index[None, :] - index[:, None]) % num_states
     return (offset <= bandwidth) | (offset >= num_states - bandwidth)
@@ -21,7 +22,8 @@ def banded_mask(num_states: int, bandwidth: int) -> torch.Tensor:
 def sample_transition_matrix(
     num_states: int, bandwidth: int, generator: torch.Generator, softmax_temp: float = 0.5
 ) -> torch.Tensor:
-    """Sample a sparse, ergodic ``(v, v)`` float32 transition matrix with a self-loop on every state.
+    """Sample a sparse, ergodic ``(v, v)`` float32 transition matrix with a self-loop on every
+    state.
 
     Draws, in order: ``randn(v, v)`` logits (row softmax at ``softmax_temp``), then ``randperm(v)``
     shuffling the rows of a wrapped band mask. Entries outside the shuffled band (plus the diagonal)
@@ -63,7 +65,9 @@ def is_primitive(support: np.ndarray) -> bool:
     return bool(power.all())
 
 
-def stationary_distribution(transition_matrix: torch.Tensor, tolerance: float = 1e-5) -> torch.Tensor:
+def stationary_distribution(
+    transition_matrix: torch.Tensor, tolerance: float = 1e-5
+) -> torch.Tensor:
     """Stationary distribution ``pi = pi P``, ``sum(pi) = 1``, as a ``(v,)`` float32 tensor.
 
     Solved as the least-squares system ``[(I - P)^T; 1^T] pi = [0; 1]`` through a QR factorization,
@@ -94,7 +98,8 @@ def sample_chains(
     what reproduces the reference random stream, and sampling is never on a hot path.
     """
     samples = torch.zeros(num_samples, length, dtype=torch.int64)
-    samples[:, 0] = torch.multinomial(initial_dist, num_samples, replacement=True, generator=generator)
+    samples[:, 0] = torch.multinomial(initial_dist, num_samples, replacement=True,
+                                      generator=generator)
     for t in range(1, length):
         rows = transition_matrix[samples[:, t - 1]]
         samples[:, t] = torch.multinomial(rows, 1, generator=generator).squeeze(-1)
@@ -114,8 +119,11 @@ def transitions_allowed(tokens: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return np.logical_and.reduce(np.take(allowed.ravel(), pairs), axis=0)
 
 
-def log_likelihood(X: np.ndarray, initial_dist: np.ndarray, transition_matrix: np.ndarray) -> np.ndarray:
-    """Log-probability of each ``(n, L)`` sequence under the chain; ``-inf`` if a transition is banned."""
+def log_likelihood(
+    X: np.ndarray, initial_dist: np.ndarray, transition_matrix: np.ndarray
+) -> np.ndarray:
+    """Log-probability of each ``(n, L)`` sequence under the chain; ``-inf`` if a transition is
+    banned."""
     with np.errstate(divide="ignore"):
         log_p = np.log(np.asarray(transition_matrix, dtype=np.float64))
         log_init = np.log(np.asarray(initial_dist, dtype=np.float64))

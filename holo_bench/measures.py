@@ -35,7 +35,8 @@ def is_solved(regret_value):
 
 def best_so_far(values: np.ndarray, feasible: np.ndarray) -> np.ndarray:
     """Best feasible value after each evaluation, ``-inf`` before any: float64 ``(n,)``."""
-    return np.maximum.accumulate(np.where(feasible, values, -np.inf)) if len(values) else np.empty(0)
+    return (np.maximum.accumulate(np.where(feasible, values, -np.inf)) if len(values)
+            else np.empty(0))
 
 
 def evaluation_grid(budget: int) -> np.ndarray:
@@ -54,7 +55,8 @@ def charged_count(charged: np.ndarray) -> np.ndarray:
     return np.cumsum(charged, dtype=np.int64)
 
 
-def curve_at(grid: np.ndarray, evaluations: np.ndarray, curve: np.ndarray, start: float) -> np.ndarray:
+def curve_at(grid: np.ndarray, evaluations: np.ndarray, curve: np.ndarray,
+             start: float) -> np.ndarray:
     """A per-query curve (``curve[i]`` after query ``i``, which had spent ``evaluations[i]``
     charged evaluations) read at charged-evaluation counts ``grid``; ``start`` before any query.
     A run that stopped early keeps its last value."""
@@ -65,7 +67,8 @@ def curve_at(grid: np.ndarray, evaluations: np.ndarray, curve: np.ndarray, start
 
 
 def evaluations_to_reach(evaluations: np.ndarray, reached: np.ndarray) -> int | None:
-    """Charged evaluations spent when ``reached`` (bool per query) first holds; ``None`` if never."""
+    """Charged evaluations spent when ``reached`` (bool per query) first holds; ``None`` if
+    never."""
     if not reached.any():
         return None
     return int(evaluations[int(np.argmax(reached))])

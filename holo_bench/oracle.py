@@ -30,7 +30,8 @@ COUNT_RULES = ("distinct", "all")
 
 
 def default_count(function: TestFunction) -> str:
-    """The counting rule a run of ``function`` gets unless told: ``all`` if noisy, else ``distinct``."""
+    """The counting rule a run of ``function`` gets unless told: ``all`` if noisy, else
+    ``distinct``."""
     return "all" if function.noise_std > 0 else "distinct"
 
 
@@ -75,7 +76,8 @@ class Oracle:
             deterministic optimizer rerun with its seed does); new calls continue after them.
 
     Attributes: ``budget``, ``count``, ``used`` (charged evaluations), ``queries`` (every query
-    answered, charged or not), ``remaining``, ``calls`` (batches answered), ``best_value`` (best feasible value, ``-inf`` before any), ``best_sequence``, ``regret``.
+    answered, charged or not), ``remaining``, ``calls`` (batches answered), ``best_value`` (best
+    feasible value, ``-inf`` before any), ``best_sequence``, ``regret``.
     """
 
     def __init__(self, function: TestFunction, budget: int, count: str | None = None,
@@ -127,7 +129,8 @@ class Oracle:
         return bool(self._replay)
 
     def evaluate(self, X) -> np.ndarray:
-        """Values of a batch ``(n, dim)`` as float64 ``(n,)`` (a scalar for one ``(dim,)`` sequence).
+        """Values of a batch ``(n, dim)`` as float64 ``(n,)`` (a scalar for one ``(dim,)``
+        sequence).
 
         Raises ``ValueError``/``TypeError`` for malformed input and ``BudgetExhausted`` when the
         batch would charge more than ``remaining``; in both cases nothing is charged or logged.
@@ -137,7 +140,8 @@ class Oracle:
         if n == 0:
             return np.empty(0)
         if self.remaining == 0:
-            raise BudgetExhausted(f"the budget of {self.budget} evaluations is spent; nothing was charged")
+            raise BudgetExhausted(f"the budget of {self.budget} evaluations is spent; "
+                                  "nothing was charged")
         charged, source = self._charges(X)
         if charged.sum() > self.remaining:
             raise BudgetExhausted(
@@ -149,8 +153,8 @@ class Oracle:
             records = self._replay[0]
             if len(records) != n or not np.array_equal(records["sequence"], X):
                 raise ReplayMismatch(
-                    f"call {self.calls} asked for {n} sequences that differ from the {len(records)} "
-                    "logged for it: is the optimizer deterministic under its seed?"
+                    f"call {self.calls} asked for {n} sequences that differ from the "
+                    f"{len(records)} logged for it: is the optimizer deterministic under its seed?"
                 )
             self._replay.pop(0)
         else:

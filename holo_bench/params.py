@@ -76,7 +76,8 @@ def accepts(kind, value) -> bool:
 
 def _admits_int(kind) -> bool:
     """Whether ``kind`` admits an integer as such (``int``, ``int | None``), not only as a float."""
-    args = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+    args = (typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType)
+            else (kind,))
     return int in args
 
 

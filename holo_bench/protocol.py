@@ -53,7 +53,8 @@ class Optimizer:
 
     Params: ClassVar[type] = NoParams
     # Whether the same seed gives the same results, so regression checks can compare exactly.
-    # Set False (or make it a property) for optimizers that are not, e.g. nondeterministic GPU kernels.
+    # Set False (or make it a property) for optimizers that are not, e.g. nondeterministic GPU
+    # kernels.
     deterministic: bool = True
 
     def __init__(self, params=None, /, **values):

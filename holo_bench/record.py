@@ -64,7 +64,8 @@ class RunSpec:
         if self.budget <= 0:
             raise ManifestError(f"budget must be > 0, got {self.budget}")
         if self.count not in COUNT_RULES:
-            raise ManifestError(f"count must be one of {', '.join(COUNT_RULES)}, got {self.count!r}")
+            raise ManifestError(
+                f"count must be one of {', '.join(COUNT_RULES)}, got {self.count!r}")
 
     @property
     def identity(self) -> str:

@@ -31,7 +31,8 @@ def check_sequences(X, num_states: int, dim: int) -> tuple[np.ndarray, bool]:
     try:
         X = np.asarray(X)
     except ValueError as err:
-        raise ValueError(f"sequences must form a rectangular array (ragged input?): {err}") from None
+        raise ValueError(
+            f"sequences must form a rectangular array (ragged input?): {err}") from None
     if X.dtype == object:
         raise TypeError(
             "sequences must be integer tokens; got an object array (ragged lists or mixed types)"

@@ -47,7 +47,8 @@ def parse_spec(spec: str) -> tuple[type[TestFunction], dict]:
     cls = FUNCTIONS[name]
     kwargs = {}
     for item in filter(None, params.split(",")):
-        key, value = parse_assignment(item, f"spec {spec!r}") if "=" in item else (item.strip(), ...)
+        key, value = (parse_assignment(item, f"spec {spec!r}") if "=" in item
+                      else (item.strip(), ...))
         if key not in cls.spec_keys or value is ...:
             raise ValueError(
                 f"bad parameter {item!r} in spec {spec!r}; {name} takes "

@@ -99,8 +99,9 @@ def read_trace(path: str | os.PathLike, strict: bool = False) -> tuple[dict, np.
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise TraceError(f"{path} is not a holo-bench trace (bad header line)")
         if header.get("version") != VERSION:
-            raise TraceError(f"{path}: trace version {header.get('version')!r}, this holo-bench reads "
-                         f"version {VERSION} (written since holo-bench 0.2): rerun the job")
+            raise TraceError(f"{path}: trace version {header.get('version')!r}, this holo-bench "
+                             f"reads version {VERSION} (written since holo-bench 0.2): rerun the "
+                             "job")
         try:
             dtype = record_dtype(int(header["dim"]), np.dtype(header["token_dtype"]))
         except (KeyError, TypeError, ValueError) as err:

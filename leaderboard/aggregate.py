@@ -2,14 +2,14 @@
 
 An entry is one optimizer configuration (``leaderboard.store.config_key``: optimizer, parameters,
 budget, counting rule) under its label; when one label covers several configurations, each entry's
-name adds what sets it apart, e.g. ``ga [budget=2000]``. Per (problem, entry), over seeds: the final best-so-far regret (median and interquartile
-range), the median evaluations to solve (infinite when the median run did not solve), the
-fraction of seeds solved, and the normalized area under the regret curve on a log axis
-(``AUC = integral of regret d(log10 e) / log10(budget)`` from 1 to the budget: 0 for solving at
-once, 1 for never leaving the start). Curves give the median and quartiles of the regret across
-seeds at each grid point. The fixed-target ECDF (as in COCO) gives, per optimizer and across all
-problems, the fraction of (problem, seed, target) triples whose target value was reached within
-``e`` evaluations.
+name adds what sets it apart, e.g. ``ga [budget=2000]``. Per (problem, entry), over seeds: the final
+best-so-far regret (median and interquartile range), the median evaluations to solve (infinite when
+the median run did not solve), the fraction of seeds solved, and the normalized area under the
+regret curve on a log axis (``AUC = integral of regret d(log10 e) / log10(budget)`` from 1 to the
+budget: 0 for solving at once, 1 for never leaving the start). Curves give the median and quartiles
+of the regret across seeds at each grid point. The fixed-target ECDF (as in COCO) gives, per
+optimizer and across all problems, the fraction of (problem, seed, target) triples whose target
+value was reached within ``e`` evaluations.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ import pandas as pd
 from holo_bench.measures import evaluation_grid
 from leaderboard.store import read_store
 
-
 # Per-round diagnostics shown for optimizers that report them (LLOME), median over seeds.
-ROUND_METRICS = ["parse_rate", "feasible_rate", "edit_distance", "diversity", "calibration_spearman",
-                 "best_value"]
+ROUND_METRICS = ["parse_rate", "feasible_rate", "edit_distance", "diversity",
+                 "calibration_spearman", "best_value"]
 
 
 @dataclass
@@ -62,7 +61,8 @@ def entry_names(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
             continue
         described = [{"optimizer": row.optimizer_name, "budget": row.budget, "count": row.count,
                       **json.loads(row.params)} for row in group.itertuples()]
-        differ = [key for key in described[0] if len({json.dumps(d.get(key)) for d in described}) > 1]
+        differ = [key for key in described[0]
+                  if len({json.dumps(d.get(key)) for d in described}) > 1]
         for row, config in zip(group.itertuples(), described):
             detail = ", ".join(f"{key}={config.get(key)}" for key in differ) or row.config[:8]
             names[(label, row.config)] = f"{label} [{detail}]"
@@ -102,17 +102,19 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
             "problem": problem, "optimizer": optimizer, "seeds": len(group),
             "budget": int(group["budget"].max()), "count": group["count"].iloc[0],
             "median_regret": float(np.median(final)),
-            "q25_regret": float(np.percentile(final, 25)), "q75_regret": float(np.percentile(final, 75)),
+            "q25_regret": float(np.percentile(final, 25)),
+            "q75_regret": float(np.percentile(final, 75)),
             "median_evals_to_solve": float(np.median(group["to_solve"])),
             "fraction_solved": float(np.isfinite(group["to_solve"]).mean()),
             "auc": float(group["auc"].mean()),
         })
-    table = pd.DataFrame(rows, columns=["problem", "optimizer", "seeds", "budget", "count", "median_regret",
-                                        "q25_regret", "q75_regret", "median_evals_to_solve",
-                                        "fraction_solved", "auc"])
+    table = pd.DataFrame(rows, columns=["problem", "optimizer", "seeds", "budget", "count",
+                                        "median_regret", "q25_regret", "q75_regret",
+                                        "median_evals_to_solve", "fraction_solved", "auc"])
     quantiles = curves.groupby(["problem", "optimizer", "evaluations"])["regret"]
     curve_table = pd.DataFrame({
-        "median": quantiles.median(), "q25": quantiles.quantile(0.25), "q75": quantiles.quantile(0.75),
+        "median": quantiles.median(), "q25": quantiles.quantile(0.25),
+        "q75": quantiles.quantile(0.75),
     }).reset_index()
     return Summary(table=table, curves=curve_table, ecdf=_ecdf(targets),
                    generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),

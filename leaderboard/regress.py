@@ -25,7 +25,8 @@ def score(regret: np.ndarray, evaluations: np.ndarray, budget: int) -> np.ndarra
     return np.where(is_solved(regret), evaluations / budget - 1, regret)
 
 
-def compare(baseline: dict, results: dict, alpha: float = ALPHA, statistical: bool = False) -> list[str]:
+def compare(baseline: dict, results: dict, alpha: float = ALPHA,
+            statistical: bool = False) -> list[str]:
     """Readable lines, one per regression; empty when nothing got worse (or changed, when exact)."""
     problems = []
     for optimizer, per_problem in sorted(baseline["results"].items()):
@@ -44,15 +45,16 @@ def compare(baseline: dict, results: dict, alpha: float = ALPHA, statistical: bo
                 ):
                     if b != a:
                         trend = "worse" if a > b else "better"
-                        problems.append(f"{optimizer} on {problem} seed {seed} changed ({trend}): final "
-                                        f"regret {rb:.6g} -> {ra:.6g}, evaluations {eb} -> {ea}")
+                        problems.append(f"{optimizer} on {problem} seed {seed} changed ({trend}): "
+                                        f"final regret {rb:.6g} -> {ra:.6g}, evaluations {eb} -> "
+                                        f"{ea}")
             else:
                 p_value = mannwhitneyu(after, before, alternative="greater").pvalue
                 if p_value < alpha:
                     problems.append(
                         f"{optimizer} on {problem} got worse: median final regret "
-                        f"{np.median(base['regret']):.6g} -> {np.median(head['regret']):.6g}, median "
-                        f"evaluations {np.median(base['evaluations']):.6g} -> "
+                        f"{np.median(base['regret']):.6g} -> {np.median(head['regret']):.6g}, "
+                        f"median evaluations {np.median(base['evaluations']):.6g} -> "
                         f"{np.median(head['evaluations']):.6g} (one-sided Mann-Whitney on scores, "
                         f"p = {p_value:.2g} < {alpha})")
     return problems

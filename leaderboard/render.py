@@ -233,9 +233,9 @@ def html_table(problem: str, rows: pd.DataFrame) -> str:
             f"<thead><tr>{header}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>")
 
 
-ROUND_COLUMNS = {"parse_rate": "parse rate", "feasible_rate": "feasible", "edit_distance": "edit distance",
-                 "diversity": "diversity", "calibration_spearman": "calibration (Spearman)",
-                 "best_value": "best value"}
+ROUND_COLUMNS = {"parse_rate": "parse rate", "feasible_rate": "feasible",
+                 "edit_distance": "edit distance", "diversity": "diversity",
+                 "calibration_spearman": "calibration (Spearman)", "best_value": "best value"}
 
 
 def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
@@ -250,9 +250,11 @@ def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
     body = []
     for _, row in rows.iterrows():
         name = html.escape(str(row["optimizer"]))
-        cells = "".join(f"<td{NUMBER_CLASS}>{'—' if pd.isna(row[c]) else f'{float(row[c]):.3f}'}</td>"
+        cells = "".join(f"<td{NUMBER_CLASS}>"
+                        f"{'—' if pd.isna(row[c]) else f'{float(row[c]):.3f}'}</td>"
                         for c in columns)
-        body.append(f'<tr><td class="optimizer">{name}</td><td{NUMBER_CLASS}>{int(row["round"])}</td>'
+        body.append(f'<tr><td class="optimizer">{name}</td>'
+                    f'<td{NUMBER_CLASS}>{int(row["round"])}</td>'
                     f"<td{NUMBER_CLASS}>{int(row['seeds'])}</td>{cells}</tr>")
     return (f'<details class="rounds"><summary>Per-round diagnostics reported by the optimizers '
             f"(median over seeds; not verified)</summary>"
@@ -265,8 +267,10 @@ def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
 def configurations_table(configurations: pd.DataFrame) -> str:
     """Each entry's optimizer, budget, counting rule and full parameters."""
     body = "\n".join(
-        f'<tr><td class="optimizer">{html.escape(row.entry)}</td><td>{html.escape(row.optimizer)}</td>'
-        f"<td{NUMBER_CLASS}>{row.budget:,}</td><td>{COUNT_LABELS.get(row.count, html.escape(row.count))}</td>"
+        f'<tr><td class="optimizer">{html.escape(row.entry)}</td>'
+        f"<td>{html.escape(row.optimizer)}</td>"
+        f"<td{NUMBER_CLASS}>{row.budget:,}</td>"
+        f"<td>{COUNT_LABELS.get(row.count, html.escape(row.count))}</td>"
         f"<td><code>{html.escape(row.params)}</code></td></tr>"
         for row in configurations.itertuples())
     return ('<table class="configurations"><thead><tr><th scope="col">Entry</th>'

@@ -31,9 +31,22 @@ import pandas as pd
 
 from holo_bench.functions import Ehrlich
 from holo_bench.measures import (
-    best_so_far, charged_count, curve_at, evaluation_grid, evaluations_to_reach, is_solved, regret,
+    best_so_far,
+    charged_count,
+    curve_at,
+    evaluation_grid,
+    evaluations_to_reach,
+    is_solved,
+    regret,
 )
-from holo_bench.record import OPTIMIZER_DIR, TRACE, Manifest, ManifestError, find_runs, read_manifest
+from holo_bench.record import (
+    OPTIMIZER_DIR,
+    TRACE,
+    Manifest,
+    ManifestError,
+    find_runs,
+    read_manifest,
+)
 from holo_bench.suite import make_function
 from leaderboard.verify import RunRejected, verify_run
 
@@ -84,7 +97,8 @@ def config_key(manifest: Manifest) -> str:
     """An optimizer configuration as the leaderboard tells them apart: the run identity without
     the problem and the seed (a row aggregates one configuration over seeds on one problem)."""
     run = manifest.run
-    key = {"optimizer": run.optimizer, "params": run.params, "budget": run.budget, "count": run.count}
+    key = {"optimizer": run.optimizer, "params": run.params, "budget": run.budget,
+           "count": run.count}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -95,10 +109,11 @@ def connect(db: str | os.PathLike, create: bool = True) -> sqlite3.Connection:
         raise StoreError(f"no results store at {db}; run `holo-bench collect RUNS --db {db}` first")
     connection = sqlite3.connect(path)
     try:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {row[0] for row in
+                  connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and "meta" not in tables:
-            raise StoreError(f"{db} is a results store of holo-bench 0.1 (keyed by label, problem and "
-                             "seed); collect the runs again into a new store file")
+            raise StoreError(f"{db} is a results store of holo-bench 0.1 (keyed by label, problem "
+                             "and seed); collect the runs again into a new store file")
         connection.executescript(TABLES)
         connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(STORE_SCHEMA),))
         connection.commit()
@@ -135,7 +150,8 @@ def _sha256(path: Path) -> str:
 
 
 def collect(root: str | os.PathLike, db: str | os.PathLike) -> CollectReport:
-    """Verify and index every finished run folder under ``root`` (or ``root`` itself) into ``db``."""
+    """Verify and index every finished run folder under ``root`` (or ``root`` itself) into
+    ``db``."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder of run folders")
@@ -159,14 +175,16 @@ def _collect_one(connection: sqlite3.Connection, folder: Path, report: CollectRe
         report.rejected[str(folder)] = str(RunRejected("manifest", str(err)))
         return
     if manifest is None:  # removed since the folder was listed
-        report.rejected[str(folder)] = str(RunRejected("manifest", f"{folder} holds no manifest.json"))
+        report.rejected[str(folder)] = str(RunRejected("manifest",
+                                                       f"{folder} holds no manifest.json"))
         return
     if manifest.status != "finished":
         report.skipped.append(str(folder))
         return
     digest = _sha256(folder / TRACE) if (folder / TRACE).is_file() else ""
-    stored = connection.execute("SELECT folder, trace_sha256, manifest FROM runs WHERE identity = ?",
-                                (manifest.identity,)).fetchone()
+    stored = connection.execute(
+        "SELECT folder, trace_sha256, manifest FROM runs WHERE identity = ?",
+        (manifest.identity,)).fetchone()
     manifest_text = json.dumps(manifest.to_json(), sort_keys=True)
     if stored is not None and stored[1:] == (digest, manifest_text):
         report.unchanged.append(manifest.identity)
@@ -222,7 +240,9 @@ def _insert(connection: sqlite3.Connection, folder: Path, digest: str, manifest:
         connection.executemany("INSERT OR REPLACE INTO round_metrics VALUES (?, ?, ?)", rounds)
 
 
-def read_store(db: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def read_store(
+    db: str | os.PathLike,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The store's tables as frames: runs, curves, targets, round metrics (joined to their run).
 
     Curves, targets and round metrics carry their run's problem, optimizer (label), config
@@ -232,17 +252,18 @@ def read_store(db: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
         runs = pd.read_sql_query("SELECT * FROM runs ORDER BY problem, optimizer, config, seed",
                                  connection)
         curves = pd.read_sql_query(
-            "SELECT r.problem, r.optimizer, r.config, r.seed, c.evaluations, c.regret FROM curves c "
-            "JOIN runs r USING (identity) ORDER BY r.problem, r.optimizer, r.config, r.seed, "
-            "c.evaluations", connection,
+            "SELECT r.problem, r.optimizer, r.config, r.seed, c.evaluations, c.regret "
+            "FROM curves c JOIN runs r USING (identity) "
+            "ORDER BY r.problem, r.optimizer, r.config, r.seed, c.evaluations", connection,
         )
         targets = pd.read_sql_query(
             "SELECT r.problem, r.optimizer, r.config, r.seed, r.budget, t.target, t.evaluations "
             "FROM targets t JOIN runs r USING (identity)", connection,
         )
         rows = connection.execute(
-            "SELECT r.problem, r.optimizer, r.config, r.seed, m.round, m.metrics FROM round_metrics m "
-            "JOIN runs r USING (identity) ORDER BY r.problem, r.optimizer, r.config, r.seed, m.round"
+            "SELECT r.problem, r.optimizer, r.config, r.seed, m.round, m.metrics "
+            "FROM round_metrics m JOIN runs r USING (identity) "
+            "ORDER BY r.problem, r.optimizer, r.config, r.seed, m.round"
         ).fetchall()
     finally:
         connection.close()

@@ -39,7 +39,8 @@ class RunRejected(ValueError):
     """A run folder failed verification.
 
     Attributes: ``check`` (``manifest``, ``problem``, ``trace``, ``charges``, ``budget``,
-    ``values``, ``best`` or ``status``) and ``row`` (the 0-based trace record concerned, or ``None``).
+    ``values``, ``best`` or ``status``) and ``row`` (the 0-based trace record concerned, or
+    ``None``).
     """
 
     def __init__(self, check: str, detail: str, row: int | None = None,
@@ -101,14 +102,16 @@ def _check_problem(manifest: Manifest) -> TestFunction:
         function = make_function(spec)
         named = make_function(problem.name)
     except Exception as err:  # a submitted spec is untrusted text: any failure to build rejects
-        raise RunRejected("problem", f"cannot rebuild the problem: {type(err).__name__}: {err}") from None
+        raise RunRejected(
+            "problem", f"cannot rebuild the problem: {type(err).__name__}: {err}") from None
     if function.spec != spec:
         raise RunRejected(
             "problem", f"spec {spec!r} is not canonical: it rebuilds as {function.spec!r}"
         )
     if named.spec != spec:
         raise RunRejected(
-            "problem", f"problem {problem.name!r} is {named.spec!r}, but the manifest says {spec!r}",
+            "problem",
+            f"problem {problem.name!r} is {named.spec!r}, but the manifest says {spec!r}",
         )
     if function.noise_std > 0 or function.negate:
         raise RunRejected(
@@ -139,7 +142,8 @@ def _check_trace(folder: Path, manifest: Manifest, function: TestFunction) -> np
     expected = trace_header(manifest.problem.spec, function.dim,
                             token_dtype(function.num_states), manifest.run.count)
     if header != expected:
-        differ = sorted(k for k in expected.keys() | header.keys() if header.get(k) != expected.get(k))
+        differ = sorted(k for k in expected.keys() | header.keys()
+                        if header.get(k) != expected.get(k))
         raise RunRejected(
             "trace", "header differs from the problem's in "
             + ", ".join(f"{k} ({header.get(k)!r}, expected {expected.get(k)!r})" for k in differ)
@@ -225,11 +229,13 @@ def _check_budget(manifest: Manifest, records: np.ndarray) -> None:
     charged = int(used[-1]) if len(used) else 0
     if charged != manifest.evaluations:
         raise RunRejected(
-            "budget", f"the trace charges {charged} evaluations, the manifest claims {manifest.evaluations}"
+            "budget",
+            f"the trace charges {charged} evaluations, the manifest claims {manifest.evaluations}"
         )
     if len(records) != manifest.queries:
         raise RunRejected(
-            "budget", f"the trace logs {len(records)} queries, the manifest claims {manifest.queries}"
+            "budget",
+            f"the trace logs {len(records)} queries, the manifest claims {manifest.queries}"
         )
     calls = int(records["call"][-1]) + 1 if len(records) else 0
     if calls != manifest.calls:
@@ -267,7 +273,8 @@ def _check_values(function: TestFunction, records: np.ndarray, tolerance: float)
         return
     row = int(bad[0])
     if wrong_value[row]:
-        detail = f"logged value {logged[row].item()!r} but the sequence scores {scored[row].item()!r}"
+        detail = (f"logged value {logged[row].item()!r} but the sequence scores "
+                  f"{scored[row].item()!r}")
     else:
         detail = (f"logged feasible flag {flag_bytes[row]} but the sequence is "
                   + ("feasible" if flag_bytes[row] == 0 else "infeasible"))

@@ -39,12 +39,13 @@ class ClosureAdapter(Optimizer):
 
     def setup(self, problem: Problem, seed, workdir=None) -> int:
         self.close()
-        param = torch.nn.Parameter(torch.as_tensor(problem.initial_solution[0], dtype=torch.float32))
+        param = torch.nn.Parameter(torch.as_tensor(problem.initial_solution[0],
+                                                   dtype=torch.float32))
         self._optimizer = self.build([param], problem)
         self._asks: queue.Queue = queue.Queue(maxsize=1)
         self._tells: queue.Queue = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._run, args=(integer_seed(as_seed_sequence(seed)),),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run,
+                                        args=(integer_seed(as_seed_sequence(seed)),), daemon=True)
         self._pending = 0
         self._thread.start()
         return 0

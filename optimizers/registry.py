@@ -62,8 +62,8 @@ def make_optimizer(name: str, params: dict | None = None) -> Optimizer:
     except TypeError as err:
         raise ValueError(f"bad parameters for optimizer {name!r}: {err}") from err
     if not isinstance(getattr(optimizer, "params", None), cls.Params):
-        raise ValueError(f"optimizer {name!r} did not keep its parameters as a {cls.Params.__name__} "
-                         f"record in self.params: {_PROTOCOL_CHANGE}")
+        raise ValueError(f"optimizer {name!r} did not keep its parameters as a "
+                         f"{cls.Params.__name__} record in self.params: {_PROTOCOL_CHANGE}")
     return optimizer
 
 

@@ -41,8 +41,8 @@ def kept_probabilities(logits: np.ndarray, decoding: Decoding, temperature: floa
     return probs / probs.sum()
 
 
-def assert_first_tokens_follow_the_rules(backend, model, prompts, decoding: Decoding, temperature: float,
-                                         draws: int) -> None:
+def assert_first_tokens_follow_the_rules(backend, model, prompts, decoding: Decoding,
+                                         temperature: float, draws: int) -> None:
     """``draws`` one-token samples per prompt from ``backend`` against the exact distribution the
     rules make of ``model``'s logits: nothing outside its support, and a chi-square fit."""
     tokens, _ = backend.generate(prompts, 1, temperature, draws, seed=5)
@@ -53,5 +53,5 @@ def assert_first_tokens_follow_the_rules(backend, model, prompts, decoding: Deco
         counts = np.bincount(tokens[b * draws:(b + 1) * draws, 0].numpy(), minlength=len(row))
         assert counts[expected == 0].sum() == 0
         support = expected > 0
-        assert 3 <= support.sum() < len(decoding.allowed), "the test needs several tokens, and a cut"
+        assert 3 <= support.sum() < len(decoding.allowed), "the test needs several tokens, a cut"
         assert chisquare(counts[support], expected[support] * draws).pvalue > 1e-4

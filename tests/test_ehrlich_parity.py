@@ -1,4 +1,5 @@
-"""Ehrlich instances and values are the same as pytorch-holo 0.0.5's, on many random configurations."""
+"""Ehrlich instances and values are the same as pytorch-holo 0.0.5's, on many random
+configurations."""
 
 import numpy as np
 import pytest

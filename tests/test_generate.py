@@ -5,8 +5,12 @@ same rules)."""
 import numpy as np
 import pytest
 import torch
+from decoding_reference import (
+    assert_first_tokens_follow_the_rules,
+    kept_probabilities,
+    peaked_model,
+)
 
-from decoding_reference import assert_first_tokens_follow_the_rules, kept_probabilities, peaked_model
 from optimizers.llome.generate import Decoding, HFBackend, sampling_logits
 from optimizers.llome.model import EOS, PAD, RESIDUE_OFFSET, Codec, Tokens, target_logprobs
 

@@ -17,8 +17,8 @@ TESTS = str(Path(__file__).parent)
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env={"PYTHONPATH": TESTS, "PATH": ""})
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, env={"PYTHONPATH": TESTS, "PATH": ""})
 
 
 def in_process(*args) -> int:
@@ -31,9 +31,11 @@ def in_process(*args) -> int:
 
 def test_collect_then_leaderboard_writes_html_and_markdown(tmp_path):
     runs, db = tmp_path / "runs", tmp_path / "store.sqlite"
-    made = cli("run", "--optimizer", "ga", "--optimizer", "random", "--problem", "smoke_ehrlich_small",
-               "--problem", "smoke_ehrlich_tiny", "--seeds", "0-2", "--budget", "2000", "--out", str(runs),
-               "--quiet", "--workers", "1", "--set", "ga.num_particles=100", "--set", "random.batch_size=100")
+    made = cli("run", "--optimizer", "ga", "--optimizer", "random",
+               "--problem", "smoke_ehrlich_small", "--problem", "smoke_ehrlich_tiny",
+               "--seeds", "0-2", "--budget", "2000", "--out", str(runs), "--quiet",
+               "--workers", "1", "--set", "ga.num_particles=100",
+               "--set", "random.batch_size=100")
     assert made.returncode == 0, made.stderr
     collected = cli("collect", str(runs), "--db", str(db))
     assert collected.returncode == 0 and "12 runs added" in collected.stdout
@@ -42,15 +44,16 @@ def test_collect_then_leaderboard_writes_html_and_markdown(tmp_path):
                 "--markdown", str(tmp_path / "site/leaderboard.md"))
     assert board.returncode == 0, board.stderr
     markdown = (tmp_path / "site/leaderboard.md").read_text()
-    assert "## smoke\\_ehrlich\\_small" in markdown and "| ga " in markdown and "| random " in markdown
+    assert ("## smoke\\_ehrlich\\_small" in markdown and "| ga " in markdown
+            and "| random " in markdown)
     html = (tmp_path / "site/index.html").read_text()
     assert html.count('class="leaderboard"') == 2 and 'class="ecdf"' in html
 
 
 def test_submit_accepts_a_genuine_run_and_rejects_a_tampered_one(tmp_path):
     runs = tmp_path / "runs"
-    cli("run", "--optimizer", "ga", "--problem", "f2", "--seeds", "0", "--budget", "1000", "--out", str(runs),
-        "--quiet", "--set", "num_particles=100", "--count", "all")
+    cli("run", "--optimizer", "ga", "--problem", "f2", "--seeds", "0", "--budget", "1000",
+        "--out", str(runs), "--quiet", "--set", "num_particles=100", "--count", "all")
     [folder] = find_runs(runs)
     accepted = cli("submit", str(folder))
     assert accepted.returncode == 0
@@ -81,12 +84,16 @@ def test_submit_accepts_a_genuine_run_and_rejects_a_tampered_one(tmp_path):
     (["run", "--seeds", "1,1"], "argument --seeds: seed list '1,1' names a seed twice"),
     (["run", "--budget", "-1"], "argument --budget: must be a positive integer, got '-1'"),
     (["run", "--count", "some"], "argument --count: invalid choice: 'some'"),
-    (["run", "--set", "ga.foo=1"], "argument --set: optimizer GeneticAlgorithm has no parameter 'foo'"),
-    (["run", "--set", "foo=1"], "argument --set: foo=1: no optimizer of this grid (ga, random) has"),
-    (["run", "--set", "ga.num_particles=many"], "argument --set: optimizer GeneticAlgorithm: parameter "
+    (["run", "--set", "ga.foo=1"],
+     "argument --set: optimizer GeneticAlgorithm has no parameter 'foo'"),
+    (["run", "--set", "foo=1"],
+     "argument --set: foo=1: no optimizer of this grid (ga, random) has"),
+    (["run", "--set", "ga.num_particles=many"],
+     "argument --set: optimizer GeneticAlgorithm: parameter "
      "num_particles must be an integer, got 'many'"),
     (["run", "--set", "oops"], "argument --set: expected name=value in --set, got 'oops'"),
-    (["run", "--optimizer", "gaa"], "argument --optimizer: unknown optimizer 'gaa' (did you mean ga?)"),
+    (["run", "--optimizer", "gaa"],
+     "argument --optimizer: unknown optimizer 'gaa' (did you mean ga?)"),
     (["run", "--problem", "ehrlich:v=32,L=abc"], "argument --problem: parameter value 'abc'"),
     (["run", "--problem", "rmf:L=8,noise=0.1", "--count", "distinct"],
      "argument --count: count 'distinct' on a noisy"),

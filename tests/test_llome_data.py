@@ -296,10 +296,10 @@ def test_preference_triples_match_brute_force(seed):
     expected = []
     for x in range(n):
         for w in neighbours[x]:
-            for l in neighbours[x] | {x}:
-                feasible = min(values[x], values[w], values[l]) > -np.inf
-                if feasible and values[w] > values[x] >= values[l]:
-                    expected.append((x, w, l))
+            for r in neighbours[x] | {x}:
+                feasible = min(values[x], values[w], values[r]) > -np.inf
+                if feasible and values[w] > values[x] >= values[r]:
+                    expected.append((x, w, r))
     triples = preference_triples(X, values, np.random.default_rng(seed), k=5, max_distance=0.3)
     assert len(expected) > 0
     assert sorted_triples(triples) == sorted(expected)

@@ -3,7 +3,13 @@
 import numpy as np
 
 from holo_bench.measures import (
-    SOLVED_TOLERANCE, best_so_far, curve_at, evaluation_grid, evaluations_to_reach, is_solved, regret,
+    SOLVED_TOLERANCE,
+    best_so_far,
+    curve_at,
+    evaluation_grid,
+    evaluations_to_reach,
+    is_solved,
+    regret,
 )
 
 
@@ -38,7 +44,8 @@ def test_curve_at_reads_the_last_query_within_each_count():
     curve = np.array([0.9, 0.8, 0.8, 0.4, 0.1])
     np.testing.assert_array_equal(curve_at(np.array([1, 2, 4, 5, 9]), evaluations, curve, 1.0),
                                   [0.9, 0.8, 0.4, 0.1, 0.1])
-    np.testing.assert_array_equal(curve_at(np.array([1, 2]), np.array([], dtype=int), np.array([]), 1.0),
+    np.testing.assert_array_equal(curve_at(np.array([1, 2]), np.array([], dtype=int), np.array([]),
+                                           1.0),
                                   [1.0, 1.0])
 
 

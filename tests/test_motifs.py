@@ -21,7 +21,8 @@ def brute_force_presence(x, motif, offsets, q):
 
 
 def test_spacing_offsets_are_cumulative_with_a_leading_zero():
-    np.testing.assert_array_equal(spacing_offsets([[2, 1, 3], [1, 1, 1]]), [[0, 2, 3, 6], [0, 1, 2, 3]])
+    np.testing.assert_array_equal(spacing_offsets([[2, 1, 3], [1, 1, 1]]),
+                                  [[0, 2, 3, 6], [0, 1, 2, 3]])
 
 
 @pytest.mark.parametrize("q", [1, 2, 4])
@@ -34,7 +35,8 @@ def test_quantized_presence_matches_brute_force_on_every_short_sequence(q):
     levels = quantized_levels(4, q)
     for strategy_batch in (X[:5], X):  # gather path and slab path
         got = levels[search.max_matches(np.ascontiguousarray(strategy_batch.T))].T
-        expected = [[brute_force_presence(x, m, o, q) for m, o in zip(motifs, offsets)] for x in strategy_batch]
+        expected = [[brute_force_presence(x, m, o, q) for m, o in zip(motifs, offsets)]
+                    for x in strategy_batch]
         np.testing.assert_array_equal(got, np.array(expected, dtype=np.float32))
 
 
@@ -46,7 +48,8 @@ def test_spaced_motifs_with_different_spans_match_brute_force():
     X = rng.integers(0, 4, (300, 11)).astype(np.uint8)
     for batch in (X[:3], X):
         got = search.max_matches(np.ascontiguousarray(batch.T)).T
-        expected = [[brute_force_presence(x, m, o, 3) * 3 for m, o in zip(motifs, offsets)] for x in batch]
+        expected = [[brute_force_presence(x, m, o, 3) * 3 for m, o in zip(motifs, offsets)]
+                    for x in batch]
         np.testing.assert_array_equal(got, np.array(expected))
 
 

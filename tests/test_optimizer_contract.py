@@ -11,15 +11,17 @@ from optimizers.base import Problem
 from optimizers.registry import available, make_optimizer
 
 # Small settings so each optimizer runs a few rounds quickly; anything unlisted uses defaults.
-LLOME = {"seed_particles": 32, "seed_generations": 2, "labels_per_round": 40, "num_seeds": 8, "steps": 1,
-         "samples": 2, "first_epochs": 2, "epochs": 1, "hidden_size": 32, "layers": 1}
-SMALL = {"ga": {"num_particles": 32}, "holo-ga": {"num_particles": 32}, "random": {"batch_size": 32},
-         "llome-marge": LLOME, "llome-sft": LLOME, "llome-dpo": LLOME}
+LLOME = {"seed_particles": 32, "seed_generations": 2, "labels_per_round": 40, "num_seeds": 8,
+         "steps": 1, "samples": 2, "first_epochs": 2, "epochs": 1, "hidden_size": 32, "layers": 1}
+SMALL = {"ga": {"num_particles": 32}, "holo-ga": {"num_particles": 32},
+         "random": {"batch_size": 32}, "llome-marge": LLOME, "llome-sft": LLOME,
+         "llome-dpo": LLOME}
 
 
 def problem_of(name="smoke_ehrlich_small", budget=500):
     f = make_function(name)
-    return f, Problem(f.num_states, f.dim, budget, np.atleast_2d(f.initial_solution()).astype(np.int64))
+    return f, Problem(f.num_states, f.dim, budget,
+                      np.atleast_2d(f.initial_solution()).astype(np.int64))
 
 
 def drive(name, seed, rounds=6, ask_sizes=(500, 7, 500, 1, 500, 500), values_of=None):

@@ -1,4 +1,5 @@
-"""The oracle charges under its counting rule, never past its budget, and logs every query it answered."""
+"""The oracle charges under its counting rule, never past its budget, and logs every query it
+answered."""
 
 import subprocess
 import sys
@@ -51,7 +52,8 @@ def test_batch_past_the_budget_raises_and_charges_nothing(count):
     oracle.evaluate(first)
     fresh = F.random_solution(40, rng=1)
     fresh = fresh[F.is_feasible(fresh)]
-    with pytest.raises(BudgetExhausted, match="batch of 3 sequences .*exceeds the remaining budget of 2"):
+    with pytest.raises(BudgetExhausted,
+                       match="batch of 3 sequences .*exceeds the remaining budget of 2"):
         oracle.evaluate(fresh[:3])
     assert oracle.used == 3 and len(oracle.records) == 3
     if count == "distinct":  # repeats are free, so two new ones among five fit exactly
@@ -197,7 +199,8 @@ batches = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(budget=st.integers(min_value=1, max_value=40), plan=batches, seed=st.integers(0, 2**16),
        count=st.sampled_from(["distinct", "all"]))
 def test_never_charges_past_the_budget_and_logs_exactly_what_it_charged(budget, plan, seed, count):

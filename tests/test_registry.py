@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from holo_bench.record import find_runs, read_manifest
-
 from optimizers.closure import ClosureAdapter, HoloDiscreteEvolution
 from optimizers.ga import GeneticAlgorithm
 from optimizers.registry import available, make_optimizer, optimizer_class
@@ -92,7 +91,8 @@ def test_third_party_optimizer_runs_through_its_entry_point(tmp_path):
     dist = tmp_path / "site" / "greedy_walk-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: greedy-walk\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[holo_bench.optimizers]\ngreedy-walk = greedy_walk:GreedyWalk\n")
+    (dist / "entry_points.txt").write_text("[holo_bench.optimizers]\n"
+                                           "greedy-walk = greedy_walk:GreedyWalk\n")
     env = {"PYTHONPATH": str(tmp_path / "site"), "PATH": ""}
     out = tmp_path / "runs"
     run = subprocess.run(
@@ -104,7 +104,8 @@ def test_third_party_optimizer_runs_through_its_entry_point(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "1 of 1 runs finished" in run.stdout
     [folder] = find_runs(out)
-    assert folder.parent == out / "greedy-walk" / "smoke_ehrlich_small" and (folder / "trace.bin").exists()
+    assert (folder.parent == out / "greedy-walk" / "smoke_ehrlich_small"
+            and (folder / "trace.bin").exists())
     assert read_manifest(folder).run.params == {"batch": 10}
 
 

@@ -58,7 +58,8 @@ def test_an_improvement_is_not_a_statistical_regression(tmp_path):
 
 def test_nondeterministic_optimizers_are_compared_statistically():
     base = {"ga": {"f2": {"deterministic": False, "regret": [0.5] * 8, "evaluations": [5000] * 8}}}
-    noisy = {"ga": {"f2": {"deterministic": False, "regret": [0.5, 0.25] * 4, "evaluations": [5000] * 8}}}
+    noisy = {"ga": {"f2": {"deterministic": False, "regret": [0.5, 0.25] * 4,
+                           "evaluations": [5000] * 8}}}
     worse = {"ga": {"f2": {"deterministic": False, "regret": [0.9] * 8, "evaluations": [5000] * 8}}}
     assert compare(baseline_of(base), noisy) == []  # differs, but not worse
     assert compare(baseline_of(base), worse)[0].startswith("ga on f2 got worse")

@@ -30,7 +30,8 @@ EHRLICH_MARKDOWN = [
     r"| a\|b | 5 | 1,000 | free | 0.250 [0.000, 0.500] | 300 | 2/5 | 0.200 |",
     "| ga | 5 | 1,000 | free | 0.250 [0.125, 0.500] | 640 | 3/5 | 0.300 |",
     "| random | 5 | 1,000 | free | 0.578 [0.438, 0.578] | — | 0/5 | 0.700 |",
-    "| &lt;script&gt;alert(1)&lt;/script&gt; | 3 | 1,000 | free | 1.000 [1.000, 1.000] | — | 0/3 | 1.000 |",
+    "| &lt;script&gt;alert(1)&lt;/script&gt; | 3 | 1,000 | free | 1.000 [1.000, 1.000] | — | 0/3 "
+    "| 1.000 |",
 ]
 # ga's regret curve on ehrlich-4x4, whose geometry the plot tests check; it ends at ga's table row.
 GA_MEDIAN = [1.0, 0.5, 0.25, 0.25]
@@ -42,9 +43,10 @@ def make_summary() -> Summary:
 
     Curves fall from regret 1 to each row's final quartiles, so plots and tables agree.
     """
-    table = pd.DataFrame(ROWS, columns=["problem", "optimizer", "seeds", "median_regret",
-                                        "q25_regret", "q75_regret", "median_evals_to_solve",
-                                        "fraction_solved", "auc"]).assign(budget=1000, count="distinct")
+    table = pd.DataFrame(ROWS, columns=[
+        "problem", "optimizer", "seeds", "median_regret", "q25_regret", "q75_regret",
+        "median_evals_to_solve", "fraction_solved", "auc",
+    ]).assign(budget=1000, count="distinct")
     curves = []
     for problem, optimizer, _, *final, _, _, _ in ROWS:
         ga = (problem, optimizer) == ("ehrlich-4x4", "ga")
@@ -142,12 +144,14 @@ def axes(svg):
 
 
 def test_markdown_has_a_heading_and_table_per_problem_in_sorted_order(markdown):
-    assert re.findall(r"^## (.*)$", markdown, re.M) == [r"ehrlich-4x4", r"tfbind\_8", "Configurations"]
+    assert re.findall(r"^## (.*)$", markdown, re.M) == [r"ehrlich-4x4", r"tfbind\_8",
+                                                         "Configurations"]
 
 
 def test_markdown_rows_are_ranked_by_median_regret_then_auc(markdown):
     ehrlich = markdown.split("## ")[1].splitlines()
-    assert ehrlich[2].startswith("| Optimizer | Seeds | Budget | Repeats | Median final regret [IQR] |")
+    assert ehrlich[2].startswith("| Optimizer | Seeds | Budget | Repeats "
+                                 "| Median final regret [IQR] |")
     assert ehrlich[4:8] == EHRLICH_MARKDOWN
 
 

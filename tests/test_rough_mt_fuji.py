@@ -10,7 +10,8 @@ from holo.test_functions.closed_form import RoughMtFuji as HoloRMF
 from holo_bench import Oracle, RoughMtFuji
 
 
-@pytest.mark.parametrize("dim,a,std,seed", [(2, 0.25, 1.0, 0), (10, 0.5, 0.3, 7), (64, 0.1, 2.0, 123)])
+@pytest.mark.parametrize("dim,a,std,seed",
+                         [(2, 0.25, 1.0, 0), (10, 0.5, 0.3, 7), (64, 0.1, 2.0, 123)])
 def test_same_instance_and_values_as_holo(dim, a, std, seed):
     holo = HoloRMF(dim, additive_term=a, random_term_std=std, random_seed=seed)
     ours = RoughMtFuji(dim, additive_term=a, random_term_std=std, random_seed=seed)
@@ -19,7 +20,8 @@ def test_same_instance_and_values_as_holo(dim, a, std, seed):
     X = ours.random_solution(300, rng=seed)
     # holo computes in float32; ours in float64 from the same float32 random field.
     np.testing.assert_allclose(ours(X), holo(torch.from_numpy(X)).numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(ours.optimal_solution(), holo.optimal_solution().squeeze(0).numpy())
+    np.testing.assert_array_equal(ours.optimal_solution(),
+                                  holo.optimal_solution().squeeze(0).numpy())
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -52,7 +52,8 @@ def test_run_folder_holds_manifest_and_complete_trace(tmp_path):
     assert {"numpy", "torch", "python", "holo_bench", "git_commit"} <= set(manifest.versions)
     assert {"machine", "cpus", "gpu"} <= set(manifest.hardware)
     records = trace_of(folder)
-    assert len(records) == manifest.queries and records["charged"].sum() == manifest.evaluations <= 300
+    assert (len(records) == manifest.queries
+            and records["charged"].sum() == manifest.evaluations <= 300)
     f = make_function(PROBLEM)
     np.testing.assert_array_equal(records["value"], f(records["sequence"]))
     if manifest.stop_reason == "solved":
@@ -160,8 +161,8 @@ def test_failed_run_does_not_stop_the_grid(tmp_path):
        count=st.sampled_from(["distinct", "all"]))
 def test_no_optimizer_makes_the_oracle_charge_past_its_budget(tmp_path_factory, fault, at, batch,
                                                               budget, count):
-    the_job = job(tmp_path_factory.mktemp("runs"), "misbehaving:Scripted", budget=budget, count=count,
-                  fault=fault, at=at, batch=batch)
+    the_job = job(tmp_path_factory.mktemp("runs"), "misbehaving:Scripted", budget=budget,
+                  count=count, fault=fault, at=at, batch=batch)
     manifest = run_job(the_job)
     records = trace_of(the_job.folder)
     assert records["charged"].sum() == manifest.evaluations <= budget
@@ -178,7 +179,8 @@ def test_rerun_skips_finished_runs(tmp_path):
 
 
 def test_runs_that_differ_in_budget_or_count_get_folders_of_their_own(tmp_path):
-    jobs = [job(tmp_path, budget=200), job(tmp_path, budget=300), job(tmp_path, budget=200, count="all")]
+    jobs = [job(tmp_path, budget=200), job(tmp_path, budget=300),
+            job(tmp_path, budget=200, count="all")]
     manifests = [run_job(j) for j in jobs]
     assert len({j.folder for j in jobs}) == 3 and len(find_runs(tmp_path)) == 3
     assert [m.run.budget for m in manifests] == [200, 300, 200]
@@ -194,7 +196,8 @@ def test_killed_run_resumes_without_losing_or_repeating_evaluations(tmp_path):
             "20000", "--set", "num_particles=100", "--quiet", "--workers", "1"]
     env = {**os.environ, "PYTHONPATH": TESTS}
     killed = tmp_path / "killed"
-    folder = make_job("misbehaving:ThrottledGA", "f2", 0, 20000, killed, {"num_particles": 100}).folder
+    folder = make_job("misbehaving:ThrottledGA", "f2", 0, 20000, killed,
+                      {"num_particles": 100}).folder
     process = subprocess.Popen(cli(*args, "--out", str(killed)), env=env)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
@@ -244,11 +247,13 @@ def test_load_runs_gives_one_row_per_query_with_charged_count_best_so_far_and_re
     assert set(frame["seed"]) == {0, 1} and set(frame["optimizer"]) == {"ga"}
     for seed, rows in frame.groupby("seed"):
         values = rows["value"].to_numpy()
-        best = [max([v for v in values[: i + 1] if v > -np.inf], default=-np.inf) for i in range(len(values))]
+        best = [max([v for v in values[: i + 1] if v > -np.inf], default=-np.inf)
+                for i in range(len(values))]
         np.testing.assert_array_equal(rows["best_so_far"], best)
         np.testing.assert_array_equal(rows["regret"], 1 - np.maximum(0, best))
         charged, seen = [], set()  # by hand: a query is charged the first time its sequence appears
-        for sequence in trace_of(job(tmp_path, "ga", seed=seed, budget=500, num_particles=50).folder)["sequence"]:
+        for sequence in trace_of(job(tmp_path, "ga", seed=seed, budget=500,
+                                     num_particles=50).folder)["sequence"]:
             charged.append(sequence.tobytes() not in seen)
             seen.add(sequence.tobytes())
         np.testing.assert_array_equal(rows["charged"], charged)

@@ -17,7 +17,8 @@ BUDGET = 3000
 
 
 def grid_jobs(out, budget=BUDGET):
-    return [make_job(o, p, s, budget, out, {"num_particles": 100} if o == "ga" else {"batch_size": 100})
+    return [make_job(o, p, s, budget, out,
+                     {"num_particles": 100} if o == "ga" else {"batch_size": 100})
             for o in ("ga", "random") for p in ("smoke_ehrlich_small", "smoke_ehrlich_tiny")
             for s in range(3)]
 
@@ -80,13 +81,15 @@ def test_a_tampered_copy_collected_first_does_not_block_the_genuine_run(runs, tm
 
 
 def test_two_budgets_of_one_job_are_two_entries_and_two_rows(runs, tmp_path):
-    small = make_job("random", "smoke_ehrlich_small", 0, 1000, tmp_path / "small", {"batch_size": 100})
+    small = make_job("random", "smoke_ehrlich_small", 0, 1000, tmp_path / "small",
+                     {"batch_size": 100})
     run_grid([small], workers=1, progress=False)
     db = tmp_path / "store.sqlite"
     collect(runs, db)
     collect(tmp_path / "small", db)
     table, _, _, _ = read_store(db)
-    chosen = table[(table.optimizer == "random") & (table.problem == "smoke_ehrlich_small") & (table.seed == 0)]
+    chosen = table[(table.optimizer == "random") & (table.problem == "smoke_ehrlich_small")
+                   & (table.seed == 0)]
     assert sorted(chosen["budget"]) == [1000, BUDGET]
     summary = summarize_store(db)
     names = set(summary.table[summary.table.problem == "smoke_ehrlich_small"]["optimizer"])
@@ -136,7 +139,8 @@ def test_curves_and_final_regret_agree_with_the_queries(runs, tmp_path):
         expected = int(solved["evaluation"].iloc[0]) if len(solved) else None
         stored = run["evals_to_solve"].item()
         assert (None if np.isnan(stored) else stored) == expected
-        curve = curves[(curves.optimizer == optimizer) & (curves.problem == problem) & (curves.seed == seed)]
+        curve = curves[(curves.optimizer == optimizer) & (curves.problem == problem)
+                       & (curves.seed == seed)]
         np.testing.assert_array_equal(curve["evaluations"], grid_by_hand(BUDGET))
         np.testing.assert_array_equal(curve["regret"], curve_by_hand(rows, grid_by_hand(BUDGET)))
 
@@ -147,7 +151,8 @@ def test_summary_table_by_hand(runs, tmp_path):
     summary = summarize_store(db)
     frame = load_runs(runs)
     mine = frame[(frame.problem == "smoke_ehrlich_small") & (frame.optimizer == "ga")]
-    row = summary.table[(summary.table.problem == "smoke_ehrlich_small") & (summary.table.optimizer == "ga")].iloc[0]
+    row = summary.table[(summary.table.problem == "smoke_ehrlich_small")
+                        & (summary.table.optimizer == "ga")].iloc[0]
     final = sorted(rows["regret"].iloc[-1] for _, rows in mine.groupby("seed"))
     assert row["seeds"] == 3 and row["median_regret"] == final[1]
     assert row["q25_regret"] == final[0] + 0.5 * (final[1] - final[0])
@@ -157,7 +162,8 @@ def test_summary_table_by_hand(runs, tmp_path):
     aucs = []
     for _, rows in mine.groupby("seed"):
         y = curve_by_hand(rows, grid)
-        aucs.append(sum((x[i + 1] - x[i]) * (y[i] + y[i + 1]) / 2 for i in range(len(x) - 1)) / (x[-1] - x[0]))
+        aucs.append(sum((x[i + 1] - x[i]) * (y[i] + y[i + 1]) / 2 for i in range(len(x) - 1))
+                    / (x[-1] - x[0]))
     assert 0 < np.mean(aucs) < 1 and np.isclose(row["auc"], np.mean(aucs), rtol=0, atol=1e-12)
 
 
@@ -173,7 +179,8 @@ def test_ecdf_ends_at_the_budget_with_the_fraction_of_targets_reached(runs, tmp_
 
 
 def test_targets_are_quantized_ehrlich_levels():
-    np.testing.assert_allclose(targets_for("ehrlich:v=32,L=32,c=4,k=4,q=4,seed=0"), [(j / 4) ** 4 for j in range(1, 5)])
+    np.testing.assert_allclose(targets_for("ehrlich:v=32,L=32,c=4,k=4,q=4,seed=0"),
+                               [(j / 4) ** 4 for j in range(1, 5)])
     assert len(targets_for("rmf:L=12,seed=3")) == 0
 
 

@@ -91,9 +91,12 @@ def rows(db):
         return connection.execute("SELECT * FROM runs ORDER BY identity").fetchall()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_tampered_submissions_are_rejected_in_one_line_or_score_as_the_genuine_run(genuine, tmp_path, data):
+def test_tampered_submissions_are_rejected_in_one_line_or_score_as_the_genuine_run(
+    genuine, tmp_path, data
+):
     folders, reference = genuine
     source = folders[data.draw(st.integers(0, len(folders) - 1))]
     case = Path(tempfile.mkdtemp(dir=tmp_path))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from holo_bench import Ehrlich, RoughMtFuji, make_function
 from harness.cli import main
+from holo_bench import Ehrlich, RoughMtFuji, make_function
 from holo_bench.suite import instances, parse_spec, resolve_problems, suites
 
 
@@ -27,7 +27,8 @@ def test_every_named_instance_rebuilds_from_its_own_spec(name):
 
 def test_named_instances_have_the_published_parameters():
     f2 = make_function("f2")
-    assert (f2.num_states, f2.dim, f2.num_motifs, f2.motif_length, f2.quantization) == (32, 32, 4, 4, 4)
+    assert ((f2.num_states, f2.dim, f2.num_motifs, f2.motif_length, f2.quantization)
+            == (32, 32, 4, 4, 4))
     assert f2.random_seed == 50494
     v8 = make_function("ehr_v-08_l-128_m-8_c-8_q-8")
     assert (v8.num_states, v8.dim, v8.num_motifs, v8.motif_length) == (8, 128, 8, 8)
@@ -43,7 +44,8 @@ def test_suites_name_known_instances():
     for members in suites().values():
         assert all(name in known for name in members)
     assert len(suites()["bbo"]) == 6
-    assert resolve_problems(["smoke", "f2", "rmf:L=4,seed=1"]) == suites()["smoke"] + ["f2", "rmf:L=4,seed=1"]
+    assert (resolve_problems(["smoke", "f2", "rmf:L=4,seed=1"])
+            == suites()["smoke"] + ["f2", "rmf:L=4,seed=1"])
 
 
 def test_epistasis_and_rmf_specs():
@@ -71,7 +73,8 @@ def test_none_reads_the_same_in_any_case_as_in_set():
     """`q=none` in a spec means what `--set mutation_prob=none` means: no value."""
     for text in ("none", "None", "null"):
         f = make_function(f"ehrlich:v=8,L=16,c=2,k=4,q={text},seed=1")
-        assert f.quantization == f.motif_length and f.spec == make_function("ehrlich:v=8,L=16,c=2,k=4,seed=1").spec
+        assert (f.quantization == f.motif_length
+                and f.spec == make_function("ehrlich:v=8,L=16,c=2,k=4,seed=1").spec)
 
 
 def test_parse_spec_returns_constructor_arguments():

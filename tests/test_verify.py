@@ -73,7 +73,8 @@ def edit_manifest(folder, edit, rehash=False):
     edit(manifest)
     if rehash:
         run = manifest["run"]
-        key = {name: run[name] for name in ("spec", "optimizer", "params", "seed", "budget", "count")}
+        key = {name: run[name]
+               for name in ("spec", "optimizer", "params", "seed", "budget", "count")}
         text = json.dumps(key, sort_keys=True, separators=(",", ":"))
         manifest["identity"] = hashlib.sha256(text.encode()).hexdigest()
     path.write_text(json.dumps(manifest))
@@ -239,7 +240,8 @@ def test_repeat_charged_under_distinct_is_rejected(copy):
     row = int(np.flatnonzero(~records["charged"])[0])
     records["charged"][row] = True
     write_records(folder, header, records)
-    assert "a repeat of a sequence already evaluated is free" in str(rejected(folder, "charges", row))
+    assert ("a repeat of a sequence already evaluated is free"
+            in str(rejected(folder, "charges", row)))
 
 
 def test_counting_rule_changed_in_the_manifest_is_rejected(copy):
@@ -291,7 +293,8 @@ def test_removed_nested_field_is_rejected(copy):
 
 def test_manifest_of_schema_1_is_refused_with_the_way_forward(copy):
     folder = copy("ga")
-    (folder / "manifest.json").write_text(json.dumps({"schema": 1, "job": {}, "status": "finished"}))
+    (folder / "manifest.json").write_text(
+        json.dumps({"schema": 1, "job": {}, "status": "finished"}))
     error = str(rejected(folder, "manifest"))
     assert "schema 1" in error and "rerun the job" in error
 
@@ -474,7 +477,8 @@ def test_run_going_on_after_solving_is_rejected_at_the_first_optimum(copy):
     last_call["call"] += 1
     write_records(folder, header, np.concatenate([records, last_call]))
     total = len(records) + len(last_call)
-    edit_manifest(folder, lambda m: m.update(evaluations=total, queries=total, calls=m["calls"] + 1))
+    edit_manifest(folder,
+                  lambda m: m.update(evaluations=total, queries=total, calls=m["calls"] + 1))
     assert "should have stopped (solved)" in str(rejected(folder, "status", len(records)))
 
 

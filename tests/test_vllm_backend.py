@@ -91,7 +91,8 @@ def test_samples_follow_the_rules_and_carry_the_untempered_likelihood(engine):
 def test_sampling_distribution_equals_the_rules(engine):
     """First tokens of many samples against the exact distribution the rules define (chi-square)."""
     backend, models, _ = engine
-    assert_first_tokens_follow_the_rules(backend, models[0][0], PROMPTS[:2], DECODING, 2.0, draws=3000)
+    assert_first_tokens_follow_the_rules(backend, models[0][0], PROMPTS[:2], DECODING, 2.0,
+                                         draws=3000)
 
 
 def test_a_rounds_reload_serves_the_new_checkpoint_not_the_old(engine):
@@ -164,14 +165,17 @@ def test_a_pretrained_text_model_agrees_too(tmp_path):
 
 
 def test_llome_runs_end_to_end_on_vllm(tmp_path, recwarn):
-    params = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05, labels_per_round=200,
-                  num_seeds=20, steps=2, samples=2, first_epochs=30, epochs=3, lr=3e-3, backend="vllm")
+    params = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05,
+                  labels_per_round=200, num_seeds=20, steps=2, samples=2, first_epochs=30, epochs=3,
+                  lr=3e-3, backend="vllm")
     job = make_job("llome-marge", "smoke_ehrlich_small", 0, 600, tmp_path, params=params)
     manifest = run_job(job)
     assert manifest.status == "finished", manifest.error
     records = read_trace(job.folder / "trace.bin")[1]
-    assert len(records) == manifest.queries and records["charged"].sum() == manifest.evaluations == 600
-    rounds = [json.loads(line) for line in (job.folder / "optimizer" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == manifest.queries
+    assert records["charged"].sum() == manifest.evaluations == 600
+    lines = (job.folder / "optimizer" / "metrics.jsonl").read_text().splitlines()
+    rounds = [json.loads(line) for line in lines]
     assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1)) and len(rounds) >= 2
     assert all(r["parse_rate"] > 0.5 for r in rounds)
     # One engine for the run: every round after the first reloaded its weights in place.

@@ -40,7 +40,8 @@ class TestFunction:
         raise NotImplementedError
 
     def check(self, X) -> tuple[np.ndarray, bool]:
-        """Validate ``X``: returns an ``(n, dim)`` token array and whether one sequence was given."""
+        """Validate ``X``: returns an ``(n, dim)`` token array and whether one sequence was
+        given."""
         return check_sequences(X, self.num_states, self.dim)
 
     def evaluate_true(self, X) -> np.ndarray:

@@ -15,7 +15,6 @@ import torch
 from holo_bench import markov, motifs
 from holo_bench.functions.base import TestFunction
 
-
 # Sequences per block: a position-major block (L x 4096 tokens) stays in cache while every motif
 # element and every transition is checked against it.
 _BLOCK = 4096
@@ -70,7 +69,8 @@ class Ehrlich(TestFunction):
         generator = torch.Generator().manual_seed(self.random_seed)
         transition = markov.sample_transition_matrix(num_states, int(0.4 * num_states), generator)
         stationary = markov.stationary_distribution(transition)
-        chain = markov.sample_chains(stationary, transition, num_motifs * motif_length, 1, generator)
+        chain = markov.sample_chains(stationary, transition, num_motifs * motif_length, 1,
+                                     generator)
         slack_per_motif = (dim - num_motifs * motif_length) // num_motifs
         spacings = []
         for _ in range(num_motifs):
@@ -128,11 +128,14 @@ class Ehrlich(TestFunction):
         ``(dim,)`` for ``n == 1`` (as the reference), else ``(n, dim)``.
         """
         generator = torch.Generator().manual_seed(self.random_seed)
-        chains = markov.sample_chains(self._stationary_torch, self._transition_torch, self.dim, n, generator)
+        chains = markov.sample_chains(self._stationary_torch, self._transition_torch, self.dim, n,
+                                      generator)
         return chains[0] if n == 1 else chains
 
-    def random_solution(self, n: int = 1, rng: np.random.Generator | int | None = None) -> np.ndarray:
-        """``n`` uniformly random sequences (almost always infeasible); ``(dim,)`` when ``n == 1``."""
+    def random_solution(self, n: int = 1,
+                        rng: np.random.Generator | int | None = None) -> np.ndarray:
+        """``n`` uniformly random sequences (almost always infeasible); ``(dim,)`` when
+        ``n == 1``."""
         X = np.random.default_rng(rng).integers(0, self.num_states, size=(n, self.dim))
         return X[0] if n == 1 else X
 

@@ -15,7 +15,8 @@ from holo_bench.functions.base import TestFunction
 
 
 class RoughMtFuji(TestFunction):
-    """Binary Rough Mount Fuji landscape; ``centroid`` and ``random_term`` drawn as holo draws them."""
+    """Binary Rough Mount Fuji landscape; ``centroid`` and ``random_term`` drawn as holo draws
+    them."""
 
     spec_name = "rmf"
     spec_keys = {
@@ -72,7 +73,8 @@ class RoughMtFuji(TestFunction):
         X = np.random.default_rng(self.random_seed).integers(0, 2, size=(n, self.dim))
         return X[0] if n == 1 else X
 
-    def random_solution(self, n: int = 1, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    def random_solution(self, n: int = 1,
+                        rng: np.random.Generator | int | None = None) -> np.ndarray:
         """``n`` uniform random binary sequences; ``(dim,)`` when ``n == 1``."""
         X = np.random.default_rng(rng).integers(0, 2, size=(n, self.dim))
         return X[0] if n == 1 else X

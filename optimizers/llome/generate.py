@@ -126,15 +126,16 @@ class HFBackend(Backend):
         rows = prompts.repeat_interleave(num_samples)
         tokens, logprobs = [], []
         for start in range(0, len(rows), self.max_batch):
-            chunk_tokens, chunk_logprobs = self._decode(rows[start : start + self.max_batch], length,
-                                                        temperature, generator)
+            chunk_tokens, chunk_logprobs = self._decode(rows[start : start + self.max_batch],
+                                                        length, temperature, generator)
             tokens.append(chunk_tokens)
             logprobs.append(chunk_logprobs)
         return torch.cat(tokens), torch.cat(logprobs)
 
     def _decode(self, prompts: Tokens, length, temperature, generator):
         # transformers 5 calls the KV cache `cache`; 4.x called it `past_key_values`.
-        name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        takes = inspect.signature(self.model.forward).parameters
+        name = "cache" if "cache" in takes else "past_key_values"
         stop = torch.tensor(self.decoding.stop, dtype=torch.long, device=self.device)
         mask = prompts.mask.to(self.device).long()
         position = positions(mask)
@@ -160,8 +161,8 @@ class HFBackend(Backend):
                 break
             mask = torch.cat([mask, torch.ones_like(token)], dim=1)
             position = position + 1
-            out = self.model(input_ids=token, attention_mask=mask, position_ids=position, use_cache=True,
-                             **{name: out[name]})
+            out = self.model(input_ids=token, attention_mask=mask, position_ids=position,
+                             use_cache=True, **{name: out[name]})
         return tokens.cpu(), logprobs.cpu()
 
 

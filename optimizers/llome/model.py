@@ -35,7 +35,8 @@ class Tokens:
         return len(self.ids)
 
     def repeat_interleave(self, repeats: int) -> "Tokens":
-        return Tokens(self.ids.repeat_interleave(repeats, 0), self.mask.repeat_interleave(repeats, 0))
+        return Tokens(self.ids.repeat_interleave(repeats, 0),
+                      self.mask.repeat_interleave(repeats, 0))
 
 
 def _unpadded(ids: torch.Tensor) -> Tokens:
@@ -48,7 +49,8 @@ RESIDUE_OFFSET = len(CONTROL)
 
 @dataclass(frozen=True)
 class Codec:
-    """Token layout of edit prompts and targets for sequences of ``dim`` tokens out of ``num_states``."""
+    """Token layout of edit prompts and targets for sequences of ``dim`` tokens out of
+    ``num_states``."""
 
     num_states: int
     dim: int
@@ -92,7 +94,8 @@ class Codec:
         proposal spans (all of them)."""
         tokens = tokens.cpu().numpy().astype(np.int64)
         residues = tokens[:, : self.dim] - RESIDUE_OFFSET
-        valid = ((residues >= 0) & (residues < self.num_states)).all(axis=1) & (tokens[:, self.dim] == EOS)
+        in_range = ((residues >= 0) & (residues < self.num_states)).all(axis=1)
+        valid = in_range & (tokens[:, self.dim] == EOS)
         return np.clip(residues, 0, self.num_states - 1), valid, np.full(len(tokens), self.dim + 1)
 
     def tokenizer(self):
@@ -100,7 +103,8 @@ class Codec:
         from tokenizers import Tokenizer, models, pre_tokenizers
         from transformers import PreTrainedTokenizerFast
 
-        vocab = {token: i for i, token in enumerate(CONTROL + [str(s) for s in range(self.num_states)])}
+        tokens = CONTROL + [str(s) for s in range(self.num_states)]
+        vocab = {token: i for i, token in enumerate(tokens)}
         core = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
         core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<bos>", eos_token="<eos>",
@@ -117,7 +121,8 @@ class TextCodec:
     def __init__(self, tokenizer, num_states: int, dim: int):
         self._tokenizer = tokenizer
         self.num_states, self.dim = num_states, dim
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        pad = tokenizer.pad_token_id
+        pad = tokenizer.eos_token_id if pad is None else pad
         self.pad = 0 if pad is None else pad
         vocab = len(tokenizer)
         texts = [tokenizer.decode([i]) for i in range(vocab)]
@@ -168,7 +173,8 @@ class TextCodec:
         return sequences, valid, length
 
 
-def new_model(codec: Codec, hidden_size: int = 128, layers: int = 4, head_size: int = 32, seed: int = 0):
+def new_model(codec: Codec, hidden_size: int = 128, layers: int = 4, head_size: int = 32,
+              seed: int = 0):
     """A freshly initialised Llama causal LM sized for ``codec``'s vocabulary and lengths, its
     weights drawn from a generator seeded with ``seed`` (see ``seeded``)."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -217,16 +223,10 @@ def save(model, codec, path: str | os.PathLike) -> None:
 
 
 def load(path: str | os.PathLike, device: str = "cpu"):
-    """Load a causal LM saved by ``save`` (or any local Hugging Face causal LM) with its dropout
-    off, so that training draws nothing from torch's global generator (its only randomness is
-    the order of the examples, from a generator of its own)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    """Load a causal LM saved by ``save`` (or any local Hugging Face causal LM)."""
+    from transformers import AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(path)
-    for key, value in config.to_dict().items():
-        if isinstance(value, float) and ("dropout" in key or key.endswith("pdrop")):
-            setattr(config, key, 0.0)
-    return AutoModelForCausalLM.from_pretrained(path, config=config).to(device)
+    return AutoModelForCausalLM.from_pretrained(path).to(device)
 
 
 def positions(mask: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,8 @@ yet to make, whatever ran before:
 - ``child(seed, 5, r)``: the subsample of round ``r``'s proposals that measures their diversity.
 
 Nothing seeds or draws from torch's or numpy's global generators: the model is initialised from
-its own generator, and dropout is off (``model.load``).
+its own generator (``model.seeded``) and trains in eval mode, without dropout
+(``train.train_round``).
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ METRICS = "metrics.jsonl"
 SEED_GA, DATA, MODEL, TRAIN, GENERATE, DIVERSITY = range(6)
 
 # Integer parameters that must be at least 1.
-COUNTS = ("labels_per_round", "seed_particles", "seed_generations", "hidden_size", "layers", "head_size",
-          "first_epochs", "epochs", "batch_size", "max_triples", "num_seeds", "steps", "samples")
+COUNTS = ("labels_per_round", "seed_particles", "seed_generations", "hidden_size", "layers",
+          "head_size", "first_epochs", "epochs", "batch_size", "max_triples", "num_seeds", "steps",
+          "samples")
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ class LlomeParams:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if self.hidden_size % self.head_size:
-            raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of head_size {self.head_size}")
+            raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of head_size "
+                             f"{self.head_size}")
         try:
             self.seed_ga()
         except ValueError as err:
@@ -138,7 +141,8 @@ class LlomeParams:
         if not (self.alpha >= 0 and self.beta >= 0):
             raise ValueError(f"alpha and beta must be >= 0, got {self.alpha!r} and {self.beta!r}")
         if not all(t > 0 for t in self.temperature_values):
-            raise ValueError(f"temperatures must be > 0 (greedy decoding is always added), got {self.temperatures!r}")
+            raise ValueError("temperatures must be > 0 (greedy decoding is always added), got "
+                             f"{self.temperatures!r}")
         if not 0 <= self.keep_fraction <= 1:
             raise ValueError(f"keep_fraction must be in [0, 1], got {self.keep_fraction!r}")
         if not 0 < self.vllm_gpu_memory <= 1:
@@ -148,7 +152,8 @@ class LlomeParams:
         try:
             torch.device(self.device)
         except RuntimeError as err:
-            raise ValueError(f"device must be a torch device such as cpu or cuda:0, got {self.device!r}") from err
+            raise ValueError(f"device must be a torch device such as cpu or cuda:0, got "
+                             f"{self.device!r}") from err
 
     def seed_ga(self) -> GAParams:
         """The parameters of the seed phase's genetic algorithm."""
@@ -161,7 +166,8 @@ class LlomeParams:
         try:
             return [float(t) for t in self.temperatures.split(",") if t.strip()]
         except ValueError:
-            raise ValueError(f"temperatures must be comma-separated numbers, got {self.temperatures!r}") from None
+            raise ValueError(f"temperatures must be comma-separated numbers, got "
+                             f"{self.temperatures!r}") from None
 
 
 class Llome(Optimizer):
@@ -178,7 +184,8 @@ class Llome(Optimizer):
         super().__init__(params, **values)
         if self.params.batch_size < 2 and self.params.self_normalize and self.loss == "marge":
             warnings.warn("MargE with self-normalized weights on micro-batches of 1 reduces to "
-                          "(beta - alpha) x SFT: the rewards have no effect (the released configuration)")
+                          "(beta - alpha) x SFT: the rewards have no effect (the released "
+                          "configuration)")
 
     @property
     def deterministic(self) -> bool:
@@ -207,7 +214,8 @@ class Llome(Optimizer):
         self._asked: dict | None = None
         self._metrics: dict | None = None
         self._model = None
-        decoding = Decoding(self._codec.allowed, self._codec.stop, self._codec.pad, p.top_k, p.top_p)
+        codec = self._codec
+        decoding = Decoding(codec.allowed, codec.stop, codec.pad, p.top_k, p.top_p)
         options = {"gpu_memory": p.vllm_gpu_memory} if p.backend == "vllm" else {}
         self._backend = make_backend(p.backend, decoding, p.device, **options)
         self._scratch = None  # checkpoints for a backend that loads from disk, without a workdir
@@ -221,7 +229,8 @@ class Llome(Optimizer):
             return self._ga.ask(n)
         if self._pending is None:
             self._pending = self._next_round()
-            self._save()  # with the proposals: a resumed run asks them again, never regenerates them
+            # with the proposals: a resumed run asks them again, never regenerates them
+            self._save()
         X = self._pending["sequence"][:n]
         self._asked = {key: value[:n] for key, value in self._pending.items()}
         self._pending = None  # unasked proposals of a budget-cut round are dropped
@@ -273,9 +282,9 @@ class Llome(Optimizer):
         self._backend.sleep()
         started = time.perf_counter()
         terms = train_round(self._model, self._codec, examples, loss,
-                            epochs=p.first_epochs if r == 1 else p.epochs, batch_size=p.batch_size, lr=p.lr,
-                            seed=integer_seed(child(self._seed, TRAIN, r)), alpha=p.alpha, beta=p.beta,
-                            self_normalize=p.self_normalize, dpo_beta=p.dpo_beta)
+                            epochs=p.first_epochs if r == 1 else p.epochs, batch_size=p.batch_size,
+                            lr=p.lr, seed=integer_seed(child(self._seed, TRAIN, r)), alpha=p.alpha,
+                            beta=p.beta, self_normalize=p.self_normalize, dpo_beta=p.dpo_beta)
         self._round = r
         self._backend.update(self._model, self._save_model())
         trained = time.perf_counter()
@@ -284,16 +293,18 @@ class Llome(Optimizer):
         if len(better) == 0:  # no improving pair among the labels: refine the best labelled ones
             better, better_values = X, values
         order = np.argsort(-better_values, kind="stable")[: p.num_seeds]
-        proposals = refine(self._backend, self._codec, better[order], p.steps, p.temperature_values, p.samples,
-                           seed=child(self._seed, GENERATE, r))
+        proposals = refine(self._backend, self._codec, better[order], p.steps, p.temperature_values,
+                           p.samples, seed=child(self._seed, GENERATE, r))
         generated = time.perf_counter()
         chosen = select(proposals, self._labelled, p.labels_per_round, p.keep_fraction, rng)
         sent = proposals.sequence[chosen]
+        diversity_rng = np.random.default_rng(child(self._seed, DIVERSITY, r))
         self._metrics = {
             "round": r, "loss": loss, "pairs": len(better), "generated": len(proposals.valid),
             "parse_rate": float(proposals.valid.mean()), "selected": len(chosen),
-            "edit_distance": float(np.mean(sent != proposals.prompt[chosen])) if len(chosen) else None,
-            "diversity": _mean_pairwise_hamming(sent, np.random.default_rng(child(self._seed, DIVERSITY, r))),
+            "edit_distance": (float(np.mean(sent != proposals.prompt[chosen])) if len(chosen)
+                              else None),
+            "diversity": _mean_pairwise_hamming(sent, diversity_rng),
             # Wall times (training includes saving and loading the model into the backend).
             "train_seconds": trained - started, "generate_seconds": generated - trained,
             "generated_tokens": int(proposals.tokens.sum()),
@@ -347,8 +358,9 @@ class Llome(Optimizer):
         if self._round and self._metrics is not None and self._pending is None:  # a finished round
             with open(workdir / METRICS, "a") as file:
                 file.write(json.dumps({**self._metrics, "calls": self._calls}) + "\n")
-        state = {"round": self._round, "calls": self._calls, "labels": self._labels, "ga": self._ga_generations,
-                 "pending": self._pending, "metrics": self._metrics if self._pending is not None else None}
+        state = {"round": self._round, "calls": self._calls, "labels": self._labels,
+                 "ga": self._ga_generations, "pending": self._pending,
+                 "metrics": self._metrics if self._pending is not None else None}
         tmp = workdir / (STATE + ".tmp")
         tmp.write_bytes(pickle.dumps(state))
         os.replace(tmp, workdir / STATE)
@@ -391,7 +403,8 @@ def _spearman(loglik: np.ndarray, values: np.ndarray) -> float | None:
     return float(spearmanr(loglik, values).statistic)
 
 
-def _mean_pairwise_hamming(X: np.ndarray, rng: np.random.Generator, most: int = 500) -> float | None:
+def _mean_pairwise_hamming(X: np.ndarray, rng: np.random.Generator,
+                           most: int = 500) -> float | None:
     """Mean normalized Hamming distance between proposals (diversity), on at most ``most``."""
     if len(X) < 2:
         return None

@@ -47,7 +47,8 @@ def refine(backend: Backend, codec, seeds: np.ndarray, steps: int, temperatures:
         best = np.full(len(seeds), -np.inf)
         for step in range(steps):
             tokens, logprobs = backend.generate(codec.prompts(current), codec.target_length,
-                                                temperature, draws, seed=integer_seed(child(seed, job, step)))
+                                                temperature, draws,
+                                                seed=integer_seed(child(seed, job, step)))
             sequence, valid, length = codec.parse(tokens)
             spans = np.arange(tokens.shape[1])[None, :] < length[:, None]  # tokens of the proposal
             loglik = (logprobs.double().numpy() * spans).sum(1) / length
@@ -76,7 +77,8 @@ def select(proposals: Proposals, labelled: set[bytes], count: int, keep_fraction
     _, first = np.unique(rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel(),
                          return_index=True)
     candidates = candidates[np.sort(first)]
-    new = np.array([sequence_key(proposals.sequence[i]) not in labelled for i in candidates], dtype=bool)
+    new = np.array([sequence_key(proposals.sequence[i]) not in labelled for i in candidates],
+                   dtype=bool)
     candidates = candidates[new]
     if len(candidates) == 0:
         return candidates

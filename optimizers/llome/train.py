@@ -13,8 +13,8 @@ from optimizers.llome.model import Tokens, target_logprobs
 def reference_logprobs(model, prompts: Tokens, targets: Tokens, batch: int = 512) -> torch.Tensor:
     """Summed target log-probabilities ``(n,)`` under the round-start model, computed once."""
     model.eval()
-    return torch.cat([target_logprobs(model, prompts[i : i + batch], targets[i : i + batch]).sum(1).cpu()
-                      for i in range(0, len(prompts), batch)])
+    return torch.cat([target_logprobs(model, prompts[i : i + batch], targets[i : i + batch])
+                      .sum(1).cpu() for i in range(0, len(prompts), batch)])
 
 
 def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epochs: int,
@@ -27,9 +27,14 @@ def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epo
     MargE and DPO is ``model`` as it is when the round starts, so its log-probabilities are
     computed once, before the first step. Micro-batches of ``batch_size`` are also MargE's
     self-normalization batches (the reference's released batch of 1 made the weights trivially 1).
+
+    The only randomness is the order of the examples, drawn from ``seed``. The model trains in
+    eval mode: what train mode adds (dropout, layer drop, router noise) would draw from torch's
+    global generator. The from-scratch Llama has none of it, so for it the two modes agree.
     """
     if len(examples["prompt"]) == 0:
         return {}
+    model.eval()
     generator = torch.Generator().manual_seed(seed)
     prompts = codec.prompts(examples["prompt"])
     if loss == "dpo":
@@ -44,7 +49,6 @@ def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epo
     steps = epochs * max(1, -(-n // batch_size))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / steps)
-    model.train()
     totals: dict[str, float] = {}
     count = 0
     for _ in range(epochs):
@@ -54,13 +58,15 @@ def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epo
             if loss == "dpo":
                 logp_c = target_logprobs(model, prompts[index], chosen[index]).sum(1)
                 logp_r = target_logprobs(model, prompts[index], rejected[index]).sum(1)
-                value, terms = dpo_loss(logp_c, logp_r, ref_chosen[index], ref_rejected[index], beta=dpo_beta)
+                value, terms = dpo_loss(logp_c, logp_r, ref_chosen[index], ref_rejected[index],
+                                        beta=dpo_beta)
             else:
                 per_token = target_logprobs(model, prompts[index], targets[index])
                 logp, n_tokens = per_token.sum(1), targets.mask[index].sum(1).float()
                 if loss == "marge":
-                    value, terms = marge_loss(logp, n_tokens, ref[index], reward[index], alpha=alpha,
-                                              beta=beta, self_normalize=self_normalize)
+                    value, terms = marge_loss(logp, n_tokens, ref[index], reward[index],
+                                              alpha=alpha, beta=beta,
+                                              self_normalize=self_normalize)
                 else:
                     value, terms = sft_loss(logp, n_tokens), {}
             optimizer.zero_grad()
@@ -71,5 +77,4 @@ def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epo
             for key, term in {"loss": value.item(), **terms}.items():
                 totals[key] = totals.get(key, 0.0) + float(term)
             count += 1
-    model.eval()
     return {key: total / max(count, 1) for key, total in totals.items()}

