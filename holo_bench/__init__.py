@@ -4,7 +4,7 @@ from holo_bench.functions import Ehrlich, RoughMtFuji, TestFunction
 from holo_bench.oracle import BudgetExhausted, Oracle, ReplayMismatch
 from holo_bench.suite import make_function
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BudgetExhausted",
