@@ -45,13 +45,18 @@ def check_count(count: str, function: TestFunction) -> str:
     return count
 
 
-def first_occurrences(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For rows of ``X`` ``(n, dim)``: whether each is the first of its kind, and for each row the
-    index of its first occurrence."""
-    rows = np.ascontiguousarray(X).view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
-    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-    source = first[inverse.ravel()]
-    return source == np.arange(len(X)), source
+def row_keys(X: np.ndarray) -> list[bytes]:
+    """Each row's bytes: a dict key for the sequence."""
+    raw = np.ascontiguousarray(X).tobytes()
+    width = len(raw) // len(X) if len(X) else 0
+    return [raw[start:start + width] for start in range(0, len(raw), width)] if width else []
+
+
+def first_occurrences(keys: list[bytes]) -> np.ndarray:
+    """For each row key, the index of the first row with that key (its own index for the first
+    of its kind): one dict pass, cheaper than sorting the rows."""
+    first: dict[bytes, int] = {}
+    return np.array([first.setdefault(key, i) for i, key in enumerate(keys)], dtype=np.int64)
 
 
 class BudgetExhausted(RuntimeError):
@@ -168,7 +173,7 @@ class Oracle:
             if not charged.all():  # free repeats: of this batch, or of earlier ones
                 repeat = np.flatnonzero(~charged)
                 logged = source[repeat] == repeat  # first in the batch, evaluated in an earlier one
-                values[repeat[logged]] = [self._seen[key] for key in self._keys(X[repeat[logged]])]
+                values[repeat[logged]] = [self._seen[key] for key in row_keys(X[repeat[logged]])]
                 values[repeat[~logged]] = values[source[repeat[~logged]]]
             records["value"] = values
             records["feasible"] = records["value"] > -np.inf
@@ -181,24 +186,17 @@ class Oracle:
         values = records["value"].copy()
         return values[0] if single else values
 
-    @staticmethod
-    def _keys(X: np.ndarray) -> list[bytes]:
-        """Each row's bytes: a dict key for the sequence."""
-        raw = np.ascontiguousarray(X).tobytes()
-        width = len(raw) // len(X) if len(X) else 0
-        return [raw[start:start + width] for start in range(0, len(raw), width)] if width else []
-
     def _charges(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Which queries of a batch are charged, and each one's source: its own index for the first
         in the batch of its kind (whose value then comes from the log when seen before), else the
-        index of that first one. A dict pass over the rows' bytes: cheaper than sorting them."""
+        index of that first one."""
         if self.count == "all":
             return np.ones(len(X), dtype=bool), np.arange(len(X))
-        first: dict[bytes, int] = {}
-        source = [first.setdefault(key, i) for i, key in enumerate(self._keys(X))]
-        charged = np.zeros(len(X), dtype=bool)
-        charged[[i for key, i in first.items() if key not in self._seen]] = True
-        return charged, np.array(source)
+        keys = row_keys(X)
+        source = first_occurrences(keys)
+        charged = source == np.arange(len(X))
+        charged[charged] = [keys[i] not in self._seen for i in np.flatnonzero(charged)]
+        return charged, source
 
     def skip_replay(self, calls: int) -> None:
         """Count the first ``calls`` logged calls as served, for an optimizer that restored its
@@ -217,7 +215,7 @@ class Oracle:
         self.calls += 1
         if self.count == "distinct":
             fresh = records[records["charged"]]
-            self._seen.update(zip(self._keys(fresh["sequence"]), fresh["value"].tolist()))
+            self._seen.update(zip(row_keys(fresh["sequence"]), fresh["value"].tolist()))
         feasible = records["value"][records["feasible"]]
         if len(feasible) and feasible.max() > self.best_value:
             best = np.flatnonzero(records["feasible"])[np.argmax(feasible)]

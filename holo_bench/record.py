@@ -70,10 +70,20 @@ class RunSpec:
     @property
     def identity(self) -> str:
         """SHA-256 (hex) of the canonical JSON of everything that makes the run unique."""
-        key = {"spec": self.spec, "optimizer": self.optimizer, "params": self.params,
-               "seed": self.seed, "budget": self.budget, "count": self.count}
-        text = json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return _digest({"spec": self.spec, "optimizer": self.optimizer, "params": self.params,
+                        "seed": self.seed, "budget": self.budget, "count": self.count})
+
+    @property
+    def configuration(self) -> str:
+        """The identity without the problem and the seed: one optimizer configuration, as a
+        leaderboard row aggregates it over seeds on one problem."""
+        return _digest({"optimizer": self.optimizer, "params": self.params, "budget": self.budget,
+                        "count": self.count})
+
+
+def _digest(key: dict) -> str:
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -93,15 +93,6 @@ class CollectReport:
     rejected: dict[str, str] = field(default_factory=dict)
 
 
-def config_key(manifest: Manifest) -> str:
-    """An optimizer configuration as the leaderboard tells them apart: the run identity without
-    the problem and the seed (a row aggregates one configuration over seeds on one problem)."""
-    run = manifest.run
-    key = {"optimizer": run.optimizer, "params": run.params, "budget": run.budget,
-           "count": run.count}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
 def connect(db: str | os.PathLike, create: bool = True) -> sqlite3.Connection:
     """Open (or, with ``create``, make) a store; ``StoreError`` for anything that is not one."""
     path = Path(db)
@@ -212,7 +203,7 @@ def _insert(connection: sqlite3.Connection, folder: Path, digest: str, manifest:
     start = regret(-np.inf, problem.optimal_value, problem.worst_value)
     connection.execute(
         "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (key, config_key(manifest), manifest.label, run.optimizer,
+        (key, run.configuration, manifest.label, run.optimizer,
          json.dumps(run.params, sort_keys=True), problem.name, problem.spec, run.seed, run.budget,
          run.count, manifest.evaluations, manifest.queries,
          manifest.best_value if np.isfinite(manifest.best_value) else None, manifest.regret,
@@ -246,7 +237,7 @@ def read_store(
     """The store's tables as frames: runs, curves, targets, round metrics (joined to their run).
 
     Curves, targets and round metrics carry their run's problem, optimizer (label), config
-    (``config_key``) and seed."""
+    (``RunSpec.configuration``) and seed."""
     connection = connect(db, create=False)
     try:
         runs = pd.read_sql_query("SELECT * FROM runs ORDER BY problem, optimizer, config, seed",

@@ -25,7 +25,7 @@ import numpy as np
 
 from holo_bench.functions.base import TestFunction
 from holo_bench.measures import best_so_far, is_solved, regret
-from holo_bench.oracle import first_occurrences
+from holo_bench.oracle import first_occurrences, row_keys
 from holo_bench.record import STALL_CALLS, TRACE, Manifest, ManifestError, read_manifest
 from holo_bench.sequences import token_dtype
 from holo_bench.suite import make_function
@@ -192,8 +192,7 @@ def expected_charges(records: np.ndarray, count: str) -> np.ndarray:
     query of each sequence in the run."""
     if count == "all" or not len(records):
         return np.ones(len(records), dtype=bool)
-    first, _ = first_occurrences(np.ascontiguousarray(records["sequence"]))
-    return first
+    return first_occurrences(row_keys(records["sequence"])) == np.arange(len(records))
 
 
 def _check_charges(manifest: Manifest, records: np.ndarray) -> None:
