@@ -4,12 +4,12 @@ An entry is one optimizer configuration (``holo_bench.record.RunSpec.configurati
 parameters, budget, counting rule) under its label; when one label covers several configurations,
 each entry's name adds what sets it apart, e.g. ``ga [budget=2000]``. Per (problem, entry), over
 seeds: the final best-so-far regret (median and interquartile range), the median evaluations to
-solve (infinite when the median run did not solve), the fraction of seeds solved, and the normalized area under the
-regret curve on a log axis (``AUC = integral of regret d(log10 e) / log10(budget)`` from 1 to the
-budget: 0 for solving at once, 1 for never leaving the start). Curves give the median and quartiles
-of the regret across seeds at each grid point. The fixed-target ECDF (as in COCO) gives, per
-optimizer and across all problems, the fraction of (problem, seed, target) triples whose target
-value was reached within ``e`` evaluations.
+solve (infinite when the median run did not solve), the fraction of seeds solved, and the normalized
+area under the regret curve on a log axis (``AUC = integral of regret d(log10 e) / log10(budget)``
+from 1 to the budget: 0 for solving at once, 1 for never leaving the start). Curves give the median
+and quartiles of the regret across seeds at each grid point. The fixed-target ECDF (as in COCO)
+gives, per optimizer and across all problems, the fraction of (problem, seed, target) triples whose
+target value was reached within ``e`` evaluations.
 """
 
 from __future__ import annotations
