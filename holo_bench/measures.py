@@ -1,4 +1,5 @@
-"""The one definition of each measure: regret, solved, best so far, and the evaluation grid.
+"""The one definition of each measure: regret, solved, best so far, the evaluation grid, and
+the mean regret over a budget (the area under a regret curve on a linear axis).
 
 Every module that reports a number about a run (the runner, the verifier, the store, the
 leaderboard, the regression gate) calls these; none restates them.
@@ -72,3 +73,14 @@ def evaluations_to_reach(evaluations: np.ndarray, reached: np.ndarray) -> int | 
     if not reached.any():
         return None
     return int(evaluations[int(np.argmax(reached))])
+
+
+def mean_regret(evaluations: np.ndarray, regret: np.ndarray, budget: int, start: float) -> float:
+    """Area under a best-so-far regret curve on a linear axis of charged evaluations, divided by
+    the budget: the mean of the regret after each of evaluations ``1 .. budget`` (a run that
+    stopped early keeps its last regret; ``start``, the regret with nothing found, ``optimal -
+    worst``, until its first charged query). Unlike the
+    leaderboard's area on a log axis, every evaluation weighs the same, so a method's late
+    rounds count as much as its first ones."""
+    curve = curve_at(np.arange(1, budget + 1), evaluations, regret, start)
+    return float(curve.mean())

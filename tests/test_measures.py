@@ -1,6 +1,7 @@
 """The one definition of each measure, against hand-worked values."""
 
 import numpy as np
+import pytest
 
 from holo_bench.measures import (
     SOLVED_TOLERANCE,
@@ -53,3 +54,14 @@ def test_evaluations_to_reach_counts_charged_evaluations():
     evaluations = np.array([1, 1, 2, 3])
     assert evaluations_to_reach(evaluations, np.array([False, False, False, True])) == 3
     assert evaluations_to_reach(evaluations, np.zeros(4, dtype=bool)) is None
+
+
+def test_mean_regret_is_the_mean_over_every_charged_evaluation_of_the_budget():
+    from holo_bench.measures import mean_regret
+
+    evaluations = np.array([1, 2, 2, 5])  # the third query was a free repeat
+    regret = np.array([0.9, 0.8, 0.8, 0.5])
+    # evaluations 1..6 see 0.9, 0.8, 0.8, 0.8, 0.5, 0.5 (kept after the run's last query)
+    assert mean_regret(evaluations, regret, 6, start=1.0) == pytest.approx(4.3 / 6)
+    # a run whose first charged query comes at evaluation 3 has the start regret before it
+    assert mean_regret(np.array([3]), np.array([0.2]), 4, start=2.0) == pytest.approx(4.4 / 4)

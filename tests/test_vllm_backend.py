@@ -28,7 +28,8 @@ from tiny_pretrained import save_tiny_gpt2
 from harness.runner import make_job, run_job
 from holo_bench.trace import read_trace
 from optimizers.llome import model as lm
-from optimizers.llome.generate import Decoding, HFBackend
+from optimizers.llome.decoding import Decoding
+from optimizers.llome.hf_backend import HFBackend
 from optimizers.llome.model import EOS, PAD, Codec, TextCodec, Tokens, target_logprobs
 from optimizers.llome.vllm_backend import VLLMBackend
 

@@ -20,6 +20,31 @@ def sft_loss(logp: torch.Tensor, n_tokens: torch.Tensor) -> torch.Tensor:
     return -logp.sum() / n_tokens.to(logp.dtype).sum()
 
 
+REDUCTIONS = ("sum", "mean")
+REWARD_SCALES = ("standardize", "none")
+
+
+def scale_rewards(reward: torch.Tensor, how: str = "standardize",
+                  temperature: float = 1.0) -> torch.Tensor:
+    """Rewards as the reverse term sees them: ``z / temperature``, with ``z`` the rewards
+    standardized over the micro-batch (``how="standardize"``: mean 0, standard deviation 1; all 0
+    when they are all equal) or the rewards themselves (``how="none"``, the released choice).
+
+    Self-normalized weights already subtract the batch's weighted mean reward, so only the spread
+    of the rewards within the batch can move the model; standardizing fixes that spread at
+    ``1 / temperature``, whatever the problem's quantization or how small the margins get as a run
+    converges (on f2 they are about 0.01-0.1, next to a spread of about 0.3 in per-token
+    log-likelihoods). The target distribution is then ``p(y | x) ∝ exp(z(y) / temperature)``.
+    """
+    if how not in REWARD_SCALES:
+        raise ValueError(f"reward scale must be one of {', '.join(REWARD_SCALES)}, got {how!r}")
+    reward = reward.detach()
+    if how == "standardize":
+        spread = reward.std(unbiased=False) if len(reward) > 1 else reward.new_zeros(())
+        reward = (reward - reward.mean()) / spread if spread > 0 else torch.zeros_like(reward)
+    return reward / temperature
+
+
 def marge_loss(
     logp: torch.Tensor,
     n_tokens: torch.Tensor,
@@ -28,33 +53,52 @@ def marge_loss(
     alpha: float = 1.0,
     beta: float = 10.0,
     self_normalize: bool = True,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """MargE: ``mean_i [alpha * w_i * (l_i - r_i) + beta * (-l_i)]``, with ``l_i = logp_i /
-    n_tokens_i`` and ``w_i = exp(logp_i - ref_logp_i)``, replaced by ``w_i / sum_j w_j`` (a
-    softmax of the log-ratios, stable) when ``self_normalize``.
+    reduction: str = "sum",
+    log_ratio_clip: float = float("inf"),
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """MargE: ``alpha * R + beta * mean_i(-l_i)``, the reverse KL to ``p_r ∝ exp(r)`` estimated
+    by importance sampling from the reference plus the forward KL to the reference (up to a
+    constant), with ``l_i = logp_i / n_tokens_i`` and the reverse estimate
 
-    The first term estimates the reverse KL to ``p_r ∝ exp(r)`` by importance sampling from the
-    reference, so ``w`` keeps its gradient; the second is the forward KL to the reference, up to
-    a constant. With ``B = 1`` and self-normalization ``w ≡ 1`` and the gradient is
-    ``(alpha - beta) ∇l``: the reward does nothing (reference section 5.3). ``ref_logp`` and
-    ``reward`` are treated as constants. ``terms``: floats for logging, ``reverse`` and
-    ``forward`` (the two terms' batch means, summing to the loss), ``weight`` and
-    ``log_ratio`` (batch means).
+    - ``R = sum_i w_i (l_i - r_i)`` (``reduction="sum"``: the self-normalized estimator), or
+    - ``R = mean_i w_i (l_i - r_i)`` (``"mean"``: the released code, which divides the reward's
+      pull by the batch size),
+
+    where ``w_i = exp(c_i)`` for the log-ratio ``c_i = logp_i - ref_logp_i`` clipped to
+    ``[-log_ratio_clip, log_ratio_clip]`` (a clipped ratio carries no gradient), replaced by
+    ``w_i / sum_j w_j`` when ``self_normalize``. ``reward`` is used as given: scale it first
+    (``scale_rewards``). The released f2 loss is ``reduction="mean"``, no clip, unscaled rewards;
+    with ``B = 1`` and self-normalization its gradient is ``(alpha - beta) ∇l``: the rewards do
+    nothing (reference section 5.3).
+
+    Returns the loss, the reward's part of it (``-alpha * sum_i w_i r_i``, or the mean: the
+    loss minus the loss at zero reward, whose gradient is the rewards' share of the update) and
+    floats for logging: ``reverse`` and ``forward`` (the two terms), ``ess`` (the effective
+    sample size ``1 / sum w~^2`` of the normalized weights ``w~``, out of ``B``), ``max_weight``
+    (the largest ``w~``), ``log_ratio`` (mean) and ``clipped`` (the fraction of clipped ratios).
     """
     _check_batch(logp=logp, n_tokens=n_tokens, ref_logp=ref_logp, reward=reward)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
     per_token = logp / n_tokens.to(logp.dtype)
-    log_ratio = logp - ref_logp.detach().to(logp.dtype)
+    raw_ratio = logp - ref_logp.detach().to(logp.dtype)
+    log_ratio = raw_ratio.clamp(-log_ratio_clip, log_ratio_clip)
     weight = torch.softmax(log_ratio, dim=0) if self_normalize else torch.exp(log_ratio)
-    reverse = alpha * weight * (per_token - reward.detach().to(logp.dtype))
-    forward = beta * -per_token
-    loss = (reverse + forward).mean()
+    reward = reward.detach().to(logp.dtype)
+    reduce = torch.sum if reduction == "sum" else torch.mean
+    reverse = alpha * reduce(weight * (per_token - reward))
+    reward_part = -alpha * reduce(weight * reward)
+    forward = beta * -per_token.mean()
+    normalized = torch.softmax(log_ratio.detach(), dim=0)
     terms = {
-        "reverse": reverse.mean().item(),
-        "forward": forward.mean().item(),
-        "weight": weight.mean().item(),
-        "log_ratio": log_ratio.mean().item(),
+        "reverse": reverse.item(),
+        "forward": forward.item(),
+        "ess": 1.0 / normalized.square().sum().item(),
+        "max_weight": normalized.max().item(),
+        "log_ratio": raw_ratio.mean().item(),
+        "clipped": (raw_ratio.abs() > log_ratio_clip).to(logp.dtype).mean().item(),
     }
-    return loss, terms
+    return reverse + forward, reward_part, terms
 
 
 def dpo_loss(

@@ -17,7 +17,7 @@ import numpy as np
 
 from holo_bench.seeding import child, integer_seed
 from optimizers.llome.data import top_fraction_by_likelihood
-from optimizers.llome.generate import Backend, through_stop
+from optimizers.llome.decoding import Backend, through_stop
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,23 @@ def refine(backend: Backend, codec, seeds: np.ndarray, steps: int, temperatures:
             best[better] = ranked[better, pick[better]]
             current[better] = sequence.reshape(len(seeds), draws, -1)[better, pick[better]]
     return Proposals(*(np.concatenate(parts) for parts in zip(*outputs)))
+
+
+def mutate(seeds: np.ndarray, per_seed: int, num_states: int,
+           rng: np.random.Generator) -> Proposals:
+    """``per_seed`` random mutants of every seed ``(n, L)``, each with 1 or 2 (equally likely)
+    distinct sites changed to another residue, drawn uniformly: the proposals of the ablation
+    without a language model. All valid, with likelihood 0 and no generated tokens."""
+    prompt = np.repeat(np.asarray(seeds, dtype=np.int64), per_seed, axis=0)
+    sequence = prompt.copy()
+    n, length = sequence.shape
+    sites = np.argsort(rng.random((n, length)), axis=1)[:, :2]
+    changes = rng.integers(1, 3, n)
+    shift = rng.integers(1, num_states, (n, 2))  # never back to the same residue
+    for j in range(2):
+        rows, columns = np.flatnonzero(changes > j), sites[changes > j, j]
+        sequence[rows, columns] = (sequence[rows, columns] + shift[rows, j]) % num_states
+    return Proposals(sequence, prompt, np.zeros(n), np.ones(n, dtype=bool), np.zeros(n, np.int64))
 
 
 def sequence_key(sequence: np.ndarray) -> bytes:

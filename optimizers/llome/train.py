@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from optimizers.llome.losses import dpo_loss, marge_loss, sft_loss
+from optimizers.llome.losses import dpo_loss, marge_loss, scale_rewards, sft_loss
 from optimizers.llome.model import Tokens, target_logprobs
 
 
@@ -17,10 +19,26 @@ def reference_logprobs(model, prompts: Tokens, targets: Tokens, batch: int = 512
                       .sum(1).cpu() for i in range(0, len(prompts), batch)])
 
 
+@dataclass(frozen=True)
+class Marge:
+    """MargE's settings (``losses.marge_loss`` and ``losses.scale_rewards``)."""
+
+    alpha: float = 1.0
+    beta: float = 10.0
+    self_normalize: bool = True
+    reduction: str = "sum"
+    reward_scale: str = "standardize"
+    reward_temperature: float = 1.0
+    log_ratio_clip: float = float("inf")
+
+
 def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epochs: int,
-                batch_size: int, lr: float, seed: int, alpha: float = 1.0, beta: float = 10.0,
-                self_normalize: bool = True, dpo_beta: float = 0.4) -> dict:
-    """Train ``model`` in place for ``epochs`` over ``examples``; returns mean loss terms.
+                batch_size: int, lr: float, seed: int, marge: Marge = Marge(),
+                dpo_beta: float = 0.4) -> dict:
+    """Train ``model`` in place for ``epochs`` over ``examples``; returns mean loss terms (for
+    MargE also ``reward_share``: per step, the norm of the rewards' part of the gradient over the
+    norm of the whole gradient, before clipping; the quantity that says whether the rewards shape
+    training at all).
 
     ``examples`` holds ``prompt`` and ``target`` sequences ``(m, L)`` and ``reward`` ``(m,)`` for
     ``sft``/``marge``, or ``prompt``, ``chosen``, ``rejected`` for ``dpo``. The reference model of
@@ -64,13 +82,18 @@ def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epo
                 per_token = target_logprobs(model, prompts[index], targets[index])
                 logp, n_tokens = per_token.sum(1), targets.mask[index].sum(1).float()
                 if loss == "marge":
-                    value, terms = marge_loss(logp, n_tokens, ref[index], reward[index],
-                                              alpha=alpha, beta=beta,
-                                              self_normalize=self_normalize)
+                    scaled = scale_rewards(reward[index], marge.reward_scale,
+                                           marge.reward_temperature)
+                    value, reward_part, terms = marge_loss(
+                        logp, n_tokens, ref[index], scaled, marge.alpha, marge.beta,
+                        marge.self_normalize, marge.reduction, marge.log_ratio_clip)
                 else:
                     value, terms = sft_loss(logp, n_tokens), {}
             optimizer.zero_grad()
-            value.backward()
+            if loss == "marge":
+                terms["reward_share"] = _reward_share(model, value, reward_part)
+            else:
+                value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
@@ -78,3 +101,13 @@ def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epo
                 totals[key] = totals.get(key, 0.0) + float(term)
             count += 1
     return {key: total / max(count, 1) for key, total in totals.items()}
+
+
+def _reward_share(model, loss: torch.Tensor, reward_part: torch.Tensor) -> float:
+    """Backpropagate ``loss``; return ``|grad(reward_part)| / |grad(loss)|`` over the parameters."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    by_reward = torch.autograd.grad(reward_part, parameters, retain_graph=True, allow_unused=True)
+    loss.backward()
+    reward_norm = torch.sqrt(sum((g.double() ** 2).sum() for g in by_reward if g is not None))
+    total = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in parameters if p.grad is not None))
+    return float(reward_norm / total) if total > 0 else 0.0

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from holo_bench.seeding import child, integer_seed
-from optimizers.llome.generate import Backend, Decoding, through_stop
+from optimizers.llome.decoding import Backend, Decoding, through_stop
 from optimizers.llome.model import Tokens, target_logprobs
 
 # Largest per-token difference (nats) between the engine's log-probabilities and the trained
