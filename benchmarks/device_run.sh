@@ -10,7 +10,7 @@ mkdir -p "$out" runs
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$out/gpu.txt" 2>&1
 python3 -c "import torch, transformers, numpy; print(torch.__version__, transformers.__version__, numpy.__version__, torch.cuda.is_available())" >> "$out/gpu.txt" 2>&1
 # The head-to-head's LLOME runs on two of its instances: 15 runs, one worker each.
-llome="--optimizer llome-marge --optimizer llome-sft --optimizer llome-marge-onpolicy --set samples=2 --set max_pairs=8192"
+llome="--optimizer llome-marge --optimizer llome-sft --optimizer llome-marge-onpolicy --set samples=2 --set max_pairs=4096"
 timeout $((limit - 30)) python3 -m harness.cli run --budget 28000 --out runs --workers 9 --quiet \
     $llome --problem f2_seed1 --seeds 0-2 > "$out/llome-seed1.log" 2>&1 &
 first=$!
@@ -20,7 +20,7 @@ second=$!
 # The checkpoint gate's acceptance, on one MargE run of f2.
 timeout $((limit - 30)) python3 -m harness.cli run --budget 28000 --out runs --workers 1 --quiet \
     --optimizer llome-marge --label llome-marge-gate --set gate=true --set samples=2 \
-    --set max_pairs=8192 --problem f2 --seeds 0 > "$out/llome-gate.log" 2>&1 &
+    --set max_pairs=4096 --problem f2 --seeds 0 > "$out/llome-gate.log" 2>&1 &
 third=$!
 # GPU: the hf backend, default model and a 33.6M-parameter one (rounds of 2,000 after the seed).
 (timeout $((limit / 2)) python3 benchmarks/llome_backends.py --device cuda --backends hf --budget 16000 \
