@@ -25,9 +25,14 @@ import pandas as pd
 from holo_bench.measures import evaluation_grid
 from leaderboard.store import read_store
 
-# Per-round diagnostics shown for optimizers that report them (LLOME), median over seeds.
-ROUND_METRICS = ["parse_rate", "feasible_rate", "edit_distance", "diversity",
-                 "calibration_spearman", "best_value"]
+# Per-round diagnostics shown for optimizers that report them (LLOME), median over seeds, with
+# their column titles.
+ROUND_METRICS = {"parse_rate": "parse rate", "feasible_rate": "feasible",
+                 "edit_distance": "edit distance", "diversity": "diversity",
+                 "calibration_spearman": "calibration (Spearman)",
+                 "train_reward_share": "reward share of the gradient", "train_ess": "ESS",
+                 "best_value": "best value", "train_seconds": "training s",
+                 "generate_seconds": "generation s"}
 
 
 @dataclass

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leaderboard.aggregate import ROUND_METRICS
+
 COLUMNS = ("Optimizer", "Seeds", "Budget", "Repeats", "Median final regret [IQR]",
            "Median evaluations to solve", "Seeds solved", "AUC")
 NUMERIC = (False, True, True, False, True, True, True, True)
@@ -233,11 +235,6 @@ def html_table(problem: str, rows: pd.DataFrame) -> str:
             f"<thead><tr>{header}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>")
 
 
-ROUND_COLUMNS = {"parse_rate": "parse rate", "feasible_rate": "feasible",
-                 "edit_distance": "edit distance", "diversity": "diversity",
-                 "calibration_spearman": "calibration (Spearman)", "best_value": "best value"}
-
-
 def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
     """Per-round diagnostics the optimizers reported (LLOME), median over seeds; '' if none."""
     if rounds is None or rounds.empty:
@@ -245,8 +242,8 @@ def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
     rows = rounds[rounds["problem"] == problem]
     if rows.empty:
         return ""
-    columns = [c for c in ROUND_COLUMNS if c in rows]
-    header = "".join(f'<th scope="col"{NUMBER_CLASS}>{ROUND_COLUMNS[c]}</th>' for c in columns)
+    columns = [c for c in ROUND_METRICS if c in rows]
+    header = "".join(f'<th scope="col"{NUMBER_CLASS}>{ROUND_METRICS[c]}</th>' for c in columns)
     body = []
     for _, row in rows.iterrows():
         name = html.escape(str(row["optimizer"]))

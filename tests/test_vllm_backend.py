@@ -174,7 +174,7 @@ def test_llome_runs_end_to_end_on_vllm(tmp_path, recwarn):
     assert manifest.status == "finished", manifest.error
     records = read_trace(job.folder / "trace.bin")[1]
     assert len(records) == manifest.queries
-    assert records["charged"].sum() == manifest.evaluations == 600
+    assert records["charged"].sum() == manifest.evaluations <= 600  # it may solve the instance
     lines = (job.folder / "optimizer" / "metrics.jsonl").read_text().splitlines()
     rounds = [json.loads(line) for line in lines]
     assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1)) and len(rounds) >= 2
