@@ -215,7 +215,7 @@ def test_vllm_prompt_seeds_are_distinct_and_leave_room_for_their_samples():
                                            ("llome-marge-onpolicy", "marge")])
 def test_other_variants_run_end_to_end(tmp_path, variant, loss):
     params = {**SMALL, "epochs": 1, "max_pairs": 1000, "max_triples": 2000}
-    job = make_job(variant, PROBLEM, 1, SEED_QUERIES + 400, tmp_path, params=params)
+    job = make_job(variant, PROBLEM, 1, SEED_QUERIES + 200, tmp_path, params=params)
     manifest = run_job(job)
     assert manifest.status == "finished", manifest.error
     rounds = reported_rounds(job.folder)
