@@ -68,10 +68,9 @@ def bootstrap_interval(values: np.ndarray, statistic, rng: np.random.Generator,
                        other: np.ndarray | None = None) -> tuple[float, float]:
     """Percentile 95% interval of ``statistic`` (of one sample, or of the difference between two
     samples resampled independently)."""
-    draws = np.empty(BOOTSTRAP)
-    for b in range(BOOTSTRAP):
-        one = statistic(rng.choice(values, len(values)))
-        draws[b] = one if other is None else one - statistic(rng.choice(other, len(other)))
+    draws = statistic(rng.choice(values, (BOOTSTRAP, len(values))), axis=1)
+    if other is not None:
+        draws = draws - statistic(rng.choice(other, (BOOTSTRAP, len(other))), axis=1)
     return tuple(np.quantile(draws, [0.025, 0.975]))
 
 
