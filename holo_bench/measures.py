@@ -79,8 +79,7 @@ def mean_regret(evaluations: np.ndarray, regret: np.ndarray, budget: int, start:
     """Area under a best-so-far regret curve on a linear axis of charged evaluations, divided by
     the budget: the mean of the regret after each of evaluations ``1 .. budget`` (a run that
     stopped early keeps its last regret; ``start``, the regret with nothing found, ``optimal -
-    worst``, until its first charged query). Unlike the
-    leaderboard's area on a log axis, every evaluation weighs the same, so a method's late
-    rounds count as much as its first ones."""
+    worst``, until its first charged query). Unlike the leaderboard's area on a log axis, every
+    evaluation weighs the same, so a method's late rounds count as much as its first ones."""
     curve = curve_at(np.arange(1, budget + 1), evaluations, regret, start)
     return float(curve.mean())

@@ -52,7 +52,7 @@ from optimizers.base import Optimizer, Problem
 from optimizers.ga import GAParams, GeneticAlgorithm
 from optimizers.llome import model as lm
 from optimizers.llome.backends import check_backend, make_backend
-from optimizers.llome.data import EditPairs, edit_pairs, preference_triples
+from optimizers.llome.data import edit_pairs, preference_triples
 from optimizers.llome.decoding import Decoding
 from optimizers.llome.losses import REDUCTIONS, REWARD_SCALES
 from optimizers.llome.propose import Proposals, mutate, refine, select, sequence_key
@@ -360,12 +360,13 @@ class Llome(Optimizer):
         rng = np.random.default_rng(child(self._seed, DATA, r))
         X, values = self._pool()
         loss = "sft" if r == 1 else self.loss
-        examples = self._examples(X, values, loss, rng, own=self.data == "own" and r > 1)
+        own = self.data == "own" and r > 1
+        examples = self._examples(X, values, loss, rng, own)
+        self._round = r  # the checkpoint this round saves is round-r
         started = time.perf_counter()
         examples, terms, gate = self._train(r, examples, loss, X, values, rng)
-        self._round = r
         trained = time.perf_counter()
-        if self.data == "own" and r > 1 or len(examples["prompt"]) == 0:
+        if own or len(examples["prompt"]) == 0:
             better, better_values = X, values  # the pool's best; also when no pair improves
         else:
             better = examples["chosen"] if loss == "dpo" else examples["target"]
@@ -411,7 +412,6 @@ class Llome(Optimizer):
                             epochs=p.first_epochs if r == 1 else p.epochs, batch_size=p.batch_size,
                             lr=p.lr, seed=integer_seed(child(self._seed, TRAIN, r)),
                             marge=p.marge(), dpo_beta=p.dpo_beta)
-        self._round = r
         self._backend.update(self._model, self._save_model())
         gate = {}
         if held is not None:
@@ -476,11 +476,11 @@ class Llome(Optimizer):
             triples = preference_triples(X, values, rng, max_triples=self.params.max_triples)
             return {"prompt": X[triples.prompt], "chosen": X[triples.chosen],
                     "rejected": X[triples.rejected], "better_value": values[triples.chosen]}
-        pairs = edit_pairs(X, values, rng)  # in a random order: the first are a uniform draw
-        pairs = EditPairs(*(part[: self.params.max_pairs] for part in
-                            (pairs.prompt, pairs.target, pairs.reward)))
-        return {"prompt": X[pairs.prompt], "target": X[pairs.target], "reward": pairs.reward,
-                "better_value": values[pairs.target]}
+        pairs = edit_pairs(X, values, rng)
+        kept = slice(self.params.max_pairs)  # the pairs come in a random order: a uniform draw
+        prompt, target = pairs.prompt[kept], pairs.target[kept]
+        return {"prompt": X[prompt], "target": X[target], "reward": pairs.reward[kept],
+                "better_value": values[target]}
 
     # -- round checkpoints ------------------------------------------------------------------------
 
