@@ -1,6 +1,9 @@
 """Running a grid of jobs: in this process, on a local process pool, or on Ray.
 
-Every executor runs the same ``run_job``; results depend only on the job, never on where it ran.
+Every executor runs the same ``run_job``; results depend only on the job, never on where it ran,
+with one exception: a torch-based optimizer on a CPU repeats bit for bit only at one torch thread,
+which pool workers pin (as Ray does for its one-CPU tasks) and the in-process executor leaves at
+every core.
 """
 
 from __future__ import annotations

@@ -102,8 +102,11 @@ def _hardware() -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    # torch's CPU threads: with more than one, its kernels may split work differently from one
+    # process to the next, so a torch-based optimizer repeats bit for bit only at one thread.
     return {"machine": platform.machine(), "processor": platform.processor() or None,
-            "system": platform.system(), "cpus": os.cpu_count(), "gpu": gpu}
+            "system": platform.system(), "cpus": os.cpu_count(), "gpu": gpu,
+            "torch_threads": torch.get_num_threads()}
 
 
 def check_ask(X, n: int, problem: Problem) -> np.ndarray:

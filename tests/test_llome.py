@@ -1,6 +1,7 @@
 """LLOME end to end on a smoke instance, its pieces, and its round-granularity resumption."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -47,8 +48,15 @@ def small_problem(budget=BUDGET):
 
 @pytest.fixture(scope="module")
 def marge_run(tmp_path_factory):
+    """One run at one torch thread, the setting at which LLOME repeats bit for bit on a CPU
+    (with more, torch may split a kernel's work differently from one process to the next)."""
     job = make_job("llome-marge", PROBLEM, 0, BUDGET, tmp_path_factory.mktemp("runs"), params=SMALL)
-    return job.folder, run_job(job)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return job.folder, run_job(job)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_end_to_end_improves_on_its_round_zero_data(marge_run):
@@ -86,14 +94,16 @@ def test_rounds_write_metrics_and_hugging_face_checkpoints(marge_run):
 
 def test_killed_run_resumes_from_its_last_round(marge_run, tmp_path):
     """SIGKILL after the first finished round, with a round still to go (the run solves the
-    instance in its second); the rerun restores round 1 and ends with the same trace."""
+    instance in its second); the rerun restores round 1 and ends with the same trace (all at
+    one torch thread, as the fixture's run)."""
     folder, _ = marge_run
     params = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={value}")]
     command = [sys.executable, "-m", "harness.cli", "run", "--optimizer", "llome-marge",
                "--problem", PROBLEM, "--seeds", "0", "--budget", str(BUDGET),
                "--out", str(tmp_path), "--quiet", "--workers", "1", *params]
     killed = make_job("llome-marge", PROBLEM, 0, BUDGET, tmp_path, params=SMALL).folder
-    process = subprocess.Popen(command)
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=one_thread)
     metrics = killed / "optimizer" / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
@@ -103,8 +113,9 @@ def test_killed_run_resumes_from_its_last_round(marge_run, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert read_manifest(killed).status == "running"
+    assert read_manifest(killed).hardware["torch_threads"] == 1
     partial = trace(killed)
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, env=one_thread)
     resumed, whole = trace(killed), trace(folder)
     assert len(partial) < len(whole)  # killed with calls left to make
     assert np.array_equal(resumed["sequence"], whole["sequence"])

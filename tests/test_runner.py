@@ -50,7 +50,7 @@ def test_run_folder_holds_manifest_and_complete_trace(tmp_path):
     assert manifest.run.params == {"batch_size": 64} and manifest.run.count == "distinct"
     assert manifest.problem.spec == make_function(PROBLEM).spec
     assert {"numpy", "torch", "python", "holo_bench", "git_commit"} <= set(manifest.versions)
-    assert {"machine", "cpus", "gpu"} <= set(manifest.hardware)
+    assert {"machine", "cpus", "gpu", "torch_threads"} <= set(manifest.hardware)
     records = trace_of(folder)
     assert (len(records) == manifest.queries
             and records["charged"].sum() == manifest.evaluations <= 300)

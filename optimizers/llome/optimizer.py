@@ -240,8 +240,9 @@ class Llome(Optimizer):
 
     @property
     def deterministic(self) -> bool:
-        """Bit-for-bit repeatable only with the transformers backend on a CPU: vLLM's batching and
-        GPU kernels change the last bits of the likelihoods that rank proposals."""
+        """Bit-for-bit repeatable only with the transformers backend on a CPU, at one torch thread
+        (docs/llome.md, "Seeds"): vLLM's batching and GPU kernels change the last bits of the
+        likelihoods that rank proposals, and so may torch's CPU kernels on several threads."""
         return self.params.backend == "hf" and self.params.device == "cpu"
 
     # -- ask/tell -------------------------------------------------------------------------------
