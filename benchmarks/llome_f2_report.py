@@ -21,6 +21,7 @@ from scipy.stats import fisher_exact, mannwhitneyu
 from holo_bench.measures import best_so_far, charged_count, mean_regret, regret
 from holo_bench.record import OPTIMIZER_DIR, find_runs, read_manifest
 from holo_bench.trace import read_trace
+from leaderboard.stats import holm
 
 BUDGET = 28_000
 THRESHOLD = 0.578  # regret at or below which a run counts as a success (the GA's lucky seeds)
@@ -90,17 +91,6 @@ def arm_summary(runs: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         row["median seconds"] = f"{group['seconds'].median():.0f}"
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error control)."""
-    order = np.argsort(p)
-    adjusted = np.empty_like(p)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, (len(p) - rank) * p[i])
-        adjusted[i] = min(1.0, running)
-    return adjusted
 
 
 def tests(runs: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:

@@ -187,7 +187,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from leaderboard.aggregate import summarize_store
     from leaderboard.render import render_markdown, write_leaderboard
 
-    summary = summarize_store(args.db)
+    summary = summarize_store(args.db, reference=args.reference)
     write_leaderboard(summary, html_path=args.html, markdown_path=args.markdown)
     if not args.html and not args.markdown:
         print(render_markdown(summary))
@@ -276,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--db", default="leaderboard.sqlite")
     board.add_argument("--html", help="self-contained HTML page to write, e.g. site/index.html")
     board.add_argument("--markdown", help="markdown table to write, e.g. site/leaderboard.md")
+    board.add_argument("--reference", default="ga",
+                       help="the entry every other is tested against, per problem (default: ga)")
     board.set_defaults(func=_leaderboard)
 
     gate = commands.add_parser(

@@ -9,7 +9,15 @@ area under the regret curve on a log axis (``AUC = integral of regret d(log10 e)
 from 1 to the budget: 0 for solving at once, 1 for never leaving the start). Curves give the median
 and quartiles of the regret across seeds at each grid point. The fixed-target ECDF (as in COCO)
 gives, per optimizer and across all problems, the fraction of (problem, seed, target) triples whose
-target value was reached within ``e`` evaluations.
+target value was reached within ``e`` evaluations. Per (problem, entry, target), the fixed-target
+table gives the success rate and the expected running time (ERT: the charged evaluations of every
+run until it reached the target, or all it was charged if it never did, summed and divided by the
+number of runs that reached it; infinite when none did), as in COCO and IOHanalyzer.
+
+Each row also holds its verdicts against a reference optimizer (``ga`` unless told otherwise) on
+the same problem, on final regret and on AUC (``leaderboard.stats``: one-sided Mann-Whitney U
+tests, Holm-adjusted over every p-value of the table), and 95% bootstrap intervals of the median
+final regret and of the mean AUC.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from holo_bench.measures import evaluation_grid
+from leaderboard import stats
 from leaderboard.store import read_store
 
 # Per-round diagnostics shown for optimizers that report them (LLOME), median over seeds, with
@@ -41,6 +50,9 @@ class Summary:
     curves: pd.DataFrame
     ecdf: pd.DataFrame
     generated: str
+    reference: str = "ga"  # the entry every other is tested against, per problem
+    # problem, optimizer, target, runs, successes, success_rate, ert
+    fixed_target: pd.DataFrame = field(default_factory=pd.DataFrame)
     rounds: pd.DataFrame = field(default_factory=pd.DataFrame)  # problem, optimizer, round, metrics
     # One row per entry: its name, the registered optimizer, parameters, budget and counting rule.
     configurations: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -82,8 +94,9 @@ def _name_entries(frame: pd.DataFrame, names: dict) -> pd.DataFrame:
 
 
 def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
-              rounds: pd.DataFrame | None = None) -> Summary:
-    """Aggregate the store's frames (see ``leaderboard.store.read_store``)."""
+              rounds: pd.DataFrame | None = None, reference: str = "ga") -> Summary:
+    """Aggregate the store's frames (see ``leaderboard.store.read_store``); ``reference`` names
+    the entry the verdicts compare with."""
     names = entry_names(runs)
     configurations = pd.DataFrame(
         [{"entry": names[(row.optimizer, row.config)], "optimizer": row.optimizer_name,
@@ -103,6 +116,8 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
     rows = []
     for (problem, optimizer), group in runs.groupby(["problem", "optimizer"], sort=True):
         final = group["final_regret"].to_numpy()
+        regret_low, regret_high = stats.bootstrap_interval(final, np.median)
+        auc_low, auc_high = stats.bootstrap_interval(group["auc"].to_numpy(), np.mean)
         rows.append({
             "problem": problem, "optimizer": optimizer, "seeds": len(group),
             "budget": int(group["budget"].max()), "count": group["count"].iloc[0],
@@ -112,10 +127,15 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
             "median_evals_to_solve": float(np.median(group["to_solve"])),
             "fraction_solved": float(np.isfinite(group["to_solve"]).mean()),
             "auc": float(group["auc"].mean()),
+            "regret_ci_low": regret_low, "regret_ci_high": regret_high,
+            "auc_ci_low": auc_low, "auc_ci_high": auc_high,
         })
     table = pd.DataFrame(rows, columns=["problem", "optimizer", "seeds", "budget", "count",
                                         "median_regret", "q25_regret", "q75_regret",
-                                        "median_evals_to_solve", "fraction_solved", "auc"])
+                                        "median_evals_to_solve", "fraction_solved", "auc",
+                                        "regret_ci_low", "regret_ci_high", "auc_ci_low",
+                                        "auc_ci_high"])
+    table = _verdicts(table, runs, reference)
     quantiles = curves.groupby(["problem", "optimizer", "evaluations"])["regret"]
     curve_table = pd.DataFrame({
         "median": quantiles.median(), "q25": quantiles.quantile(0.25),
@@ -123,7 +143,58 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
     }).reset_index()
     return Summary(table=table, curves=curve_table, ecdf=_ecdf(targets),
                    generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                   reference=reference, fixed_target=_fixed_target(targets),
                    rounds=_rounds(rounds), configurations=configurations)
+
+
+def _fixed_target(targets: pd.DataFrame) -> pd.DataFrame:
+    """Success rate and ERT per (problem, entry, target); see the module docstring."""
+    columns = ["problem", "optimizer", "target", "runs", "successes", "success_rate", "ert"]
+    rows = []
+    for (problem, optimizer, target), group in targets.groupby(["problem", "optimizer", "target"],
+                                                               sort=True):
+        hit = group["evaluations"].astype(float).to_numpy()
+        reached = np.isfinite(hit)
+        spent = np.where(reached, hit, group["used"].to_numpy(dtype=float)).sum()
+        successes = int(reached.sum())
+        rows.append({"problem": problem, "optimizer": optimizer, "target": float(target),
+                     "runs": len(group), "successes": successes,
+                     "success_rate": successes / len(group),
+                     "ert": spent / successes if successes else np.inf})
+    return pd.DataFrame(rows, columns=columns)
+
+
+VERDICT_METRICS = {"regret": "final_regret", "auc": "auc"}
+
+
+def _verdicts(table: pd.DataFrame, runs: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Add, per row and metric, Holm-adjusted p-values of "lower than the reference" and "higher
+    than the reference" (NaN for the reference itself and where it has no runs) and the verdict:
+    better, worse, no evidence, reference, or "" (nothing to compare with)."""
+    by_entry = {key: group for key, group in runs.groupby(["problem", "optimizer"])}
+    raw = {f"p_{metric}_{side}": [] for metric in VERDICT_METRICS for side in ("lower", "higher")}
+    for row in table.itertuples():
+        base = by_entry.get((row.problem, reference))
+        for metric, column in VERDICT_METRICS.items():
+            if base is None or row.optimizer == reference:
+                lower = higher = float("nan")
+            else:
+                lower, higher = stats.one_sided_p(by_entry[(row.problem, row.optimizer)][column],
+                                                  base[column])
+            raw[f"p_{metric}_lower"].append(lower)
+            raw[f"p_{metric}_higher"].append(higher)
+    names = list(raw)
+    adjusted = stats.holm(np.concatenate([raw[name] for name in names])).reshape(len(names), -1)
+    table = table.assign(**dict(zip(names, adjusted)))
+    has_reference = {problem for problem, optimizer in by_entry if optimizer == reference}
+    for metric in VERDICT_METRICS:
+        table[f"verdict_{metric}"] = [
+            stats.REFERENCE if row.optimizer == reference
+            else "" if row.problem not in has_reference
+            else stats.verdict(getattr(row, f"p_{metric}_lower"),
+                               getattr(row, f"p_{metric}_higher"))
+            for row in table.itertuples()]
+    return table
 
 
 def _rounds(rounds: pd.DataFrame | None) -> pd.DataFrame:
@@ -148,5 +219,5 @@ def _ecdf(targets: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["optimizer", "evaluations", "fraction"])
 
 
-def summarize_store(db: str | os.PathLike) -> Summary:
-    return summarize(*read_store(db))
+def summarize_store(db: str | os.PathLike, reference: str = "ga") -> Summary:
+    return summarize(*read_store(db), reference=reference)

@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 
 from leaderboard.aggregate import ROUND_METRICS
+from leaderboard.stats import ALPHA
 
 COLUMNS = ("Optimizer", "Seeds", "Budget", "Repeats", "Median final regret [IQR]",
-           "Median evaluations to solve", "Seeds solved", "AUC")
-NUMERIC = (False, True, True, False, True, True, True, True)
+           "95% CI of the median", "Median evaluations to solve", "Seeds solved",
+           "Mean AUC [95% CI]", "Regret vs reference", "AUC vs reference")
+NUMERIC = (False, True, True, False, True, True, True, True, True, False, False)
 # How each counting rule reads in a table: whether a repeated query costs an evaluation.
 COUNT_LABELS = {"distinct": "free", "all": "charged"}
 
@@ -46,10 +48,36 @@ def table_cells(row: pd.Series) -> tuple[str, ...]:
         f"{int(row['budget']):,}",
         COUNT_LABELS.get(row["count"], str(row["count"])),
         f"{row['median_regret']:.3f} [{row['q25_regret']:.3f}, {row['q75_regret']:.3f}]",
+        _interval(row["regret_ci_low"], row["regret_ci_high"]),
         "—" if math.isinf(evals) else f"{evals:,.0f}",
         f"{round(row['fraction_solved'] * row['seeds'])}/{int(row['seeds'])}",
-        f"{row['auc']:.3f}",
+        f"{row['auc']:.3f} {_interval(row['auc_ci_low'], row['auc_ci_high'])}",
+        verdict_cell(row, "regret"),
+        verdict_cell(row, "auc"),
     )
+
+
+def _interval(low: float, high: float) -> str:
+    return "—" if math.isnan(low) else f"[{low:.3f}, {high:.3f}]"
+
+
+def verdict_cell(row: pd.Series, metric: str) -> str:
+    """The verdict on ``metric`` against the reference with its Holm-adjusted p-value (of the
+    direction that was tested as more likely); "—" where the problem has no reference runs."""
+    verdict = row[f"verdict_{metric}"]
+    if verdict in ("", "reference"):
+        return verdict or "—"
+    p = min(row[f"p_{metric}_lower"], row[f"p_{metric}_higher"])
+    return f"{verdict} (p={p:.2g})"
+
+
+def verdict_note(summary) -> str:
+    """How to read the verdict columns (plain text, shared by both formats)."""
+    return (f"Verdicts compare each optimizer with {summary.reference} on the same problem: "
+            "one-sided Mann-Whitney U tests of the seeds' final regrets and AUCs (lower is "
+            "better), Holm-adjusted over every test on the page, at alpha = "
+            f"{ALPHA}. \"no evidence\" is not a tie: with few seeds, real differences go "
+            "undetected. The 95% CIs are percentile bootstrap intervals over seeds.")
 
 
 def colors(summary) -> dict[str, str]:
@@ -71,7 +99,7 @@ def escape_markdown(text: str) -> str:
 
 def render_markdown(summary) -> str:
     """A heading and a GitHub table per problem, best optimizer first."""
-    lines = ["# Leaderboard", ""]
+    lines = ["# Leaderboard", "", escape_markdown(verdict_note(summary)), ""]
     for problem, rows in ranked(summary.table).groupby("problem", sort=True):
         lines += [f"## {escape_markdown(problem)}", "",
                   "| " + " | ".join(COLUMNS) + " |",
@@ -80,6 +108,14 @@ def render_markdown(summary) -> str:
             name, *numbers = table_cells(row)
             lines.append("| " + " | ".join([escape_markdown(name), *numbers]) + " |")
         lines.append("")
+        headers, grid = fixed_target_grid(summary.fixed_target, problem)
+        if grid:
+            lines += [escape_markdown(FIXED_TARGET_NOTE), "",
+                      "| Optimizer | " + " | ".join(headers) + " |",
+                      "|---|" + "---:|" * len(headers)]
+            lines += ["| " + " | ".join([escape_markdown(name), *cells]) + " |"
+                      for name, *cells in grid]
+            lines.append("")
     lines += ["## Configurations", "", "| Entry | Optimizer | Budget | Repeats | Parameters |",
               "|---|---|---:|---|---|"]
     for row in summary.configurations.itertuples():
@@ -193,19 +229,21 @@ STYLE = """
 :root { color-scheme: light; }
 body { margin: 0; background: #f6f7f9; color: #1d2430;
        font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", sans-serif; }
-main { max-width: 900px; margin: 0 auto; padding: 28px 24px 40px; }
+main { max-width: 1240px; margin: 0 auto; padding: 28px 24px 40px; }
 h1 { font-size: 26px; margin: 0 0 4px; }
 h2 { font-size: 19px; margin: 0 0 12px; overflow-wrap: anywhere; }
 p.lede { margin: 0 0 24px; color: #4a5568; }
+p.note { margin: 16px 0 6px; color: #4a5568; font-size: 14px; }
 section { background: #fff; border: 1px solid #e1e5eb; border-radius: 8px;
-          padding: 18px 20px; margin-bottom: 22px; }
-table.leaderboard { border-collapse: collapse; width: 100%; margin-bottom: 16px;
-                    font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 10px; border-bottom: 1px solid #e6e9ee; text-align: left; }
+          padding: 18px 20px; margin-bottom: 22px; overflow-x: auto; }
+table.leaderboard, table.fixed-target { border-collapse: collapse; width: 100%; margin-bottom: 16px;
+                    font-size: 14px; font-variant-numeric: tabular-nums; }
+th, td { padding: 6px 7px; border-bottom: 1px solid #e6e9ee; text-align: left; }
 th { font-size: 13px; font-weight: 600; color: #4a5568; border-bottom: 2px solid #cfd6df; }
 td.optimizer { overflow-wrap: anywhere; font-weight: 500; }
-th.num, td.num { text-align: right; white-space: nowrap; }
-tbody tr:first-child td { background: #f1f8f1; }
+th.num, td.num { text-align: right; }
+td.num { white-space: nowrap; }
+table.leaderboard tbody tr:first-child td { background: #f1f8f1; }
 svg { display: block; max-width: 100%; height: auto; font-size: 12px; }
 svg .x-tick, svg .y-tick { stroke: #e3e7ec; }
 svg .frame { fill: none; stroke: #9aa5b1; }
@@ -230,9 +268,53 @@ def html_table(problem: str, rows: pd.DataFrame) -> str:
     for _, row in rows.iterrows():
         name, *numbers = (html.escape(cell) for cell in table_cells(row))
         body.append(f'<tr data-optimizer="{name}"><td class="optimizer">{name}</td>'
-                    + "".join(f"<td{NUMBER_CLASS}>{cell}</td>" for cell in numbers) + "</tr>")
+                    + "".join(f"<td{NUMBER_CLASS if numeric else ''}>{cell}</td>"
+                              for cell, numeric in zip(numbers, NUMERIC[1:])) + "</tr>")
     return (f'<table class="leaderboard" data-problem="{html.escape(problem)}">'
             f"<thead><tr>{header}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>")
+
+
+def fixed_target_grid(fixed_target: pd.DataFrame, problem: str) -> tuple[list[str], list[list]]:
+    """One problem's fixed-target view as plain text: the target headers, then per entry (ordered
+    by name) its name and one "ERT (successes/runs)" cell per target; ([], []) if none."""
+    rows = fixed_target[fixed_target["problem"] == problem] if len(fixed_target) else fixed_target
+    if rows.empty:
+        return [], []
+    targets = sorted(rows["target"].unique())
+    headers = [f"value ≥ {target:.3g}" for target in targets]
+    grid = []
+    for optimizer, group in rows.groupby("optimizer", sort=True):
+        by_target = group.set_index("target")
+        cells = []
+        for target in targets:
+            if target not in by_target.index:
+                cells.append("")
+                continue
+            cell = by_target.loc[target]
+            ert = "∞" if math.isinf(cell["ert"]) else f"{cell['ert']:,.0f}"
+            cells.append(f"{ert} ({int(cell['successes'])}/{int(cell['runs'])})")
+        grid.append([str(optimizer), *cells])
+    return headers, grid
+
+
+FIXED_TARGET_NOTE = ("Expected running time (ERT) to reach each target value: charged evaluations "
+                     "summed over all runs (up to the target, or all of a run that never reached "
+                     "it) per run that reached it; in brackets, the runs that reached it.")
+
+
+def fixed_target_table(problem: str, fixed_target: pd.DataFrame) -> str:
+    """The fixed-target table of one problem (HTML); '' when it has no targets."""
+    headers, grid = fixed_target_grid(fixed_target, problem)
+    if not grid:
+        return ""
+    header = "".join(f'<th scope="col"{NUMBER_CLASS}>{html.escape(h)}</th>' for h in headers)
+    body = "\n".join(
+        f'<tr><td class="optimizer">{html.escape(name)}</td>'
+        + "".join(f"<td{NUMBER_CLASS}>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
+        for name, *cells in grid)
+    return (f'<p class="note">{html.escape(FIXED_TARGET_NOTE)}</p>'
+            f'<table class="fixed-target" data-problem="{html.escape(problem)}"><thead><tr>'
+            f'<th scope="col">Optimizer</th>{header}</tr></thead><tbody>\n{body}\n</tbody></table>')
 
 
 def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
@@ -287,8 +369,10 @@ def render_html(summary) -> str:
                               "regret-curve", f"Best-so-far regret on {problem}",
                               "best-so-far regret", data={"problem": str(problem)})
         details = rounds_table(str(problem), summary.rounds)
+        targets = fixed_target_table(str(problem), summary.fixed_target)
         sections.append(f'<section class="problem" data-problem="{name}">\n<h2>{name}</h2>\n'
-                        f"{html_table(str(problem), rows)}\n{plot}\n{details}</section>")
+                        f"{html_table(str(problem), rows)}\n{plot}\n{targets}\n{details}"
+                        "</section>")
     ecdf = line_band_plot(series_by_optimizer(summary.ecdf, palette, "fraction"), "ecdf",
                           "Fixed-target ECDF across problems", "fraction of targets reached")
     problems = "\n".join(sections)
@@ -306,8 +390,10 @@ def render_html(summary) -> str:
 <h1>holo-bench leaderboard</h1>
 <p class="lede">Regret is the gap to the optimal value after the given number of charged oracle
 evaluations (0 is solved); lower is better, and so is AUC, the normalized area under the regret
-curve on a log axis. Intervals and bands span the 25th to 75th percentile over seeds. "Repeats"
-says whether a repeated query of a sequence cost an evaluation (charged) or not (free).</p>
+curve on a log axis. The IQR and the plots' bands span the 25th to 75th percentile over
+seeds. "Repeats" says whether a repeated query of a sequence cost an evaluation (charged) or not
+(free).</p>
+<p class="lede">{html.escape(verdict_note(summary))}</p>
 {problems}
 <section class="ecdf-section">
 <h2>Fixed-target ECDF across problems</h2>

@@ -248,8 +248,8 @@ def read_store(
             "ORDER BY r.problem, r.optimizer, r.config, r.seed, c.evaluations", connection,
         )
         targets = pd.read_sql_query(
-            "SELECT r.problem, r.optimizer, r.config, r.seed, r.budget, t.target, t.evaluations "
-            "FROM targets t JOIN runs r USING (identity)", connection,
+            "SELECT r.problem, r.optimizer, r.config, r.seed, r.budget, r.evaluations AS used, "
+            "t.target, t.evaluations FROM targets t JOIN runs r USING (identity)", connection,
         )
         rows = connection.execute(
             "SELECT r.problem, r.optimizer, r.config, r.seed, m.round, m.metrics "

@@ -25,13 +25,26 @@ ROWS = [
     ("ehrlich-4x4", PIPE, 5, 0.25, 0.0, 0.5, 300.0, 0.4, 0.20),
     ("ehrlich-4x4", SCRIPT, 3, 1.0, 1.0, 1.0, math.inf, 0.0, 1.0),
 ]
+# (regret CI low, high, AUC CI low, high, p regret lower, higher, p AUC lower, higher, verdict
+# on regret, on AUC) per row of ROWS, as ``aggregate`` writes them against the reference, ga.
+VERDICTS = [
+    (0.0, 0.2, 0.3, 0.4, 0.9, 0.04, 1.0, 0.002, "worse", "worse"),
+    (0.0, 0.0, 0.1, 0.1, math.nan, math.nan, math.nan, math.nan, "reference", "reference"),
+    (0.438, 0.578, 0.6, 0.8, 1.0, 0.031, 1.0, 0.0042, "worse", "worse"),
+    (0.125, 0.5, 0.25, 0.35, math.nan, math.nan, math.nan, math.nan, "reference", "reference"),
+    (0.0, 0.5, 0.1, 0.3, 0.21, 0.9, 0.012, 1.0, "no evidence", "better"),
+    (1.0, 1.0, math.nan, math.nan, 1.0, 0.11, 1.0, 0.2, "no evidence", "no evidence"),
+]
 # ehrlich-4x4 in rank order: the tie at 0.25 goes to the lower AUC.
 EHRLICH_MARKDOWN = [
-    r"| a\|b | 5 | 1,000 | free | 0.250 [0.000, 0.500] | 300 | 2/5 | 0.200 |",
-    "| ga | 5 | 1,000 | free | 0.250 [0.125, 0.500] | 640 | 3/5 | 0.300 |",
-    "| random | 5 | 1,000 | free | 0.578 [0.438, 0.578] | — | 0/5 | 0.700 |",
-    "| &lt;script&gt;alert(1)&lt;/script&gt; | 3 | 1,000 | free | 1.000 [1.000, 1.000] | — | 0/3 "
-    "| 1.000 |",
+    r"| a\|b | 5 | 1,000 | free | 0.250 [0.000, 0.500] | [0.000, 0.500] | 300 | 2/5 "
+    "| 0.200 [0.100, 0.300] | no evidence (p=0.21) | better (p=0.012) |",
+    "| ga | 5 | 1,000 | free | 0.250 [0.125, 0.500] | [0.125, 0.500] | 640 | 3/5 "
+    "| 0.300 [0.250, 0.350] | reference | reference |",
+    "| random | 5 | 1,000 | free | 0.578 [0.438, 0.578] | [0.438, 0.578] | — | 0/5 "
+    "| 0.700 [0.600, 0.800] | worse (p=0.031) | worse (p=0.0042) |",
+    "| &lt;script&gt;alert(1)&lt;/script&gt; | 3 | 1,000 | free | 1.000 [1.000, 1.000] "
+    "| [1.000, 1.000] | — | 0/3 | 1.000 — | no evidence (p=0.11) | no evidence (p=0.2) |",
 ]
 # ga's regret curve on ehrlich-4x4, whose geometry the plot tests check; it ends at ga's table row.
 GA_MEDIAN = [1.0, 0.5, 0.25, 0.25]
@@ -47,6 +60,10 @@ def make_summary() -> Summary:
         "problem", "optimizer", "seeds", "median_regret", "q25_regret", "q75_regret",
         "median_evals_to_solve", "fraction_solved", "auc",
     ]).assign(budget=1000, count="distinct")
+    table[["regret_ci_low", "regret_ci_high", "auc_ci_low", "auc_ci_high", "p_regret_lower",
+           "p_regret_higher", "p_auc_lower", "p_auc_higher"]] = [row[:8] for row in VERDICTS]
+    table["verdict_regret"] = [row[8] for row in VERDICTS]
+    table["verdict_auc"] = [row[9] for row in VERDICTS]
     curves = []
     for problem, optimizer, _, *final, _, _, _ in ROWS:
         ga = (problem, optimizer) == ("ehrlich-4x4", "ga")
@@ -62,8 +79,14 @@ def make_summary() -> Summary:
         [(name, "ga", '{"num_particles": 100}', 1000, "distinct") for name in ("ga", PIPE, SCRIPT)]
         + [("random", "random", '{"batch_size": 100}', 1000, "distinct")],
         columns=["entry", "optimizer", "params", "budget", "count"])
+    fixed_target = pd.DataFrame(
+        [("ehrlich-4x4", "ga", 0.5, 5, 3, 0.6, 1234.0),
+         ("ehrlich-4x4", "ga", 1.0, 5, 0, 0.0, math.inf),
+         ("ehrlich-4x4", SCRIPT, 0.5, 3, 0, 0.0, math.inf)],
+        columns=["problem", "optimizer", "target", "runs", "successes", "success_rate", "ert"])
     return Summary(table=table, curves=pd.concat(curves, ignore_index=True), ecdf=ecdf,
-                   generated="2024-05-01 12:00:00 UTC", configurations=configurations)
+                   generated="2024-05-01 12:00:00 UTC", configurations=configurations,
+                   fixed_target=fixed_target)
 
 
 class TreeParser(HTMLParser):
@@ -159,7 +182,9 @@ def test_markdown_escapes_names_so_every_row_keeps_its_cells(markdown):
     assert "<script>" not in markdown and r"a\|b" in markdown
     boards, configurations = markdown.split("## Configurations")
     rows = [line for line in boards.splitlines() if line.startswith("|")]
-    assert rows and all(len(re.split(r"(?<!\\)\|", row)) == 10 for row in rows)
+    cells = [len(re.split(r"(?<!\\)\|", row)) for row in rows]
+    # 11 cells per leaderboard row, 3 per fixed-target row (header, rule, ga, the script name)
+    assert cells.count(13) == 10 and cells.count(5) == 4 and len(cells) == 14
     rows = [line for line in configurations.splitlines() if line.startswith("|")]
     assert len(rows) == 6 and all(len(re.split(r"(?<!\\)\|", row)) == 7 for row in rows)
 
@@ -266,3 +291,19 @@ def test_write_leaderboard_creates_parent_directories(tmp_path):
     write_leaderboard(summary, html_path=html_path, markdown_path=markdown_path)
     assert html_path.read_text(encoding="utf-8") == render_html(summary)
     assert markdown_path.read_text(encoding="utf-8") == render_markdown(summary)
+
+
+def test_both_formats_say_how_verdicts_are_reached(markdown, page):
+    for text in (markdown, page):
+        assert "Verdicts compare each optimizer with ga on the same problem" in text
+        assert "Holm-adjusted" in text and "alpha = 0.05" in text
+
+
+def test_fixed_target_tables_in_both_formats(markdown, dom):
+    table = dom.find(".//table[@class='fixed-target']")
+    assert table.get("data-problem") == "ehrlich-4x4"
+    assert [th.text for th in table.iter("th")] == ["Optimizer", "value ≥ 0.5", "value ≥ 1"]
+    cells = [[td.text for td in tr.findall("td")] for tr in table.find("tbody").findall("tr")]
+    assert cells == [[SCRIPT, "∞ (0/3)", None], ["ga", "1,234 (3/5)", "∞ (0/5)"]]
+    assert "| ga | 1,234 (3/5) | ∞ (0/5) |" in markdown
+    assert len(dom.findall(".//table[@class='fixed-target']")) == 1  # tfbind_8 has no targets

@@ -167,6 +167,61 @@ def test_summary_table_by_hand(runs, tmp_path):
     assert 0 < np.mean(aucs) < 1 and np.isclose(row["auc"], np.mean(aucs), rtol=0, atol=1e-12)
 
 
+def test_verdicts_against_the_reference_by_hand(runs, tmp_path):
+    """Every p-value of the table: one-sided Mann-Whitney U of each entry's final regrets and
+    AUCs against the reference's on the same problem, then Holm over the whole table."""
+    from scipy.stats import mannwhitneyu
+
+    db = tmp_path / "store.sqlite"
+    collect(runs, db)
+    summary = summarize_store(db, reference="random")
+    table = summary.table.set_index(["problem", "optimizer"])
+    by_seed = {}
+    for (problem, optimizer, seed), rows in load_runs(runs).groupby(["problem", "optimizer",
+                                                                      "seed"]):
+        by_seed.setdefault((problem, optimizer), []).append(rows["regret"].iloc[-1])
+    raw = {}
+    for problem in ("smoke_ehrlich_small", "smoke_ehrlich_tiny"):
+        ga, random = by_seed[(problem, "ga")], by_seed[(problem, "random")]
+        raw[(problem, "regret", "lower")] = mannwhitneyu(ga, random, alternative="less").pvalue
+        raw[(problem, "regret", "higher")] = mannwhitneyu(ga, random,
+                                                          alternative="greater").pvalue
+    aucs = summary_aucs(db)
+    for problem in ("smoke_ehrlich_small", "smoke_ehrlich_tiny"):
+        ga, random = aucs[(problem, "ga")], aucs[(problem, "random")]
+        raw[(problem, "auc", "lower")] = mannwhitneyu(ga, random, alternative="less").pvalue
+        raw[(problem, "auc", "higher")] = mannwhitneyu(ga, random, alternative="greater").pvalue
+    keys = sorted(raw, key=raw.get)
+    running = 0.0
+    for rank, key in enumerate(keys):  # Holm by hand over the 8 tests
+        running = max(running, min(1.0, (len(keys) - rank) * raw[key]))
+        problem, metric, side = key
+        assert table.loc[(problem, "ga"), f"p_{metric}_{side}"] == pytest.approx(running)
+    for problem in ("smoke_ehrlich_small", "smoke_ehrlich_tiny"):
+        assert table.loc[(problem, "random"), "verdict_regret"] == "reference"
+        assert np.isnan(table.loc[(problem, "random"), "p_regret_lower"])
+        row = table.loc[(problem, "ga")]
+        expected = ("better" if row["p_regret_lower"] < 0.05 else
+                    "worse" if row["p_regret_higher"] < 0.05 else "no evidence")
+        assert row["verdict_regret"] == expected
+        low, high = row["regret_ci_low"], row["regret_ci_high"]
+        assert min(by_seed[(problem, "ga")]) <= low <= row["median_regret"] <= high
+    unknown = summarize_store(db, reference="nobody").table
+    assert set(unknown["verdict_regret"]) == {""} and unknown["p_auc_lower"].isna().all()
+
+
+def summary_aucs(db):
+    """Each run's AUC as the summary computes it (its curves are checked by hand above)."""
+    from leaderboard.aggregate import _auc
+
+    _, curves, _, _ = read_store(db)
+    aucs = {}
+    for (problem, optimizer, _), curve in curves.groupby(["problem", "optimizer", "seed"]):
+        aucs.setdefault((problem, optimizer), []).append(
+            _auc(curve["evaluations"].to_numpy(), curve["regret"].to_numpy()))
+    return aucs
+
+
 def test_ecdf_ends_at_the_budget_with_the_fraction_of_targets_reached(runs, tmp_path):
     db = tmp_path / "store.sqlite"
     collect(runs, db)
