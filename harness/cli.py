@@ -145,7 +145,24 @@ def _run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"{len(finished)} of {len(table)} runs finished; run folders under {args.out}/ "
           f"(read them with leaderboard.load_runs({args.out!r}))")
+    if len(finished) and not args.no_page:
+        print(f"leaderboard: {_write_page(Path(args.out), args.reference)}")
     return 1 if len(failed) else 0
+
+
+def _write_page(out: Path, reference: str) -> Path:
+    """Collect every run under ``out`` into ``out/leaderboard.sqlite`` (verifying each) and write
+    the HTML leaderboard of that store next to it; returns the page's path."""
+    from leaderboard.aggregate import summarize_store
+    from leaderboard.render import write_leaderboard
+    from leaderboard.store import collect
+
+    db, page = out / "leaderboard.sqlite", out / "leaderboard.html"
+    report = collect(out, db)
+    for folder, reason in report.rejected.items():
+        print(f"REJECTED {folder}: {reason}", file=sys.stderr)
+    write_leaderboard(summarize_store(db, reference=reference), html_path=page)
+    return page
 
 
 def _collect(args: argparse.Namespace) -> int:
@@ -257,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address",
                      help="connect to this Ray cluster (default: start a local one)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-page", action="store_true",
+                     help="skip the leaderboard page (by default, every run under --out is "
+                          "collected into OUT/leaderboard.sqlite and OUT/leaderboard.html written)")
+    run.add_argument("--reference", default="ga",
+                     help="the entry the page's verdicts test against, per problem (default: ga)")
     run.set_defaults(func=_run)
 
     collect = commands.add_parser(

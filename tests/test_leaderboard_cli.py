@@ -37,6 +37,11 @@ def test_collect_then_leaderboard_writes_html_and_markdown(tmp_path):
                "--workers", "1", "--set", "ga.num_particles=100",
                "--set", "random.batch_size=100")
     assert made.returncode == 0, made.stderr
+    # the run itself ends with a page of every run under --out: 3 seeds decide nothing
+    assert f"leaderboard: {runs / 'leaderboard.html'}" in made.stdout
+    page = (runs / "leaderboard.html").read_text()
+    assert page.count('class="leaderboard"') == 2 and page.count('class="fixed-target"') == 2
+    assert page.count("no evidence (p=") == 4 and "better (p=" not in page
     collected = cli("collect", str(runs), "--db", str(db))
     assert collected.returncode == 0 and "12 runs added" in collected.stdout
     assert "0 runs added, 12 unchanged" in cli("collect", str(runs), "--db", str(db)).stdout
@@ -53,8 +58,10 @@ def test_collect_then_leaderboard_writes_html_and_markdown(tmp_path):
 def test_submit_accepts_a_genuine_run_and_rejects_a_tampered_one(tmp_path):
     runs = tmp_path / "runs"
     cli("run", "--optimizer", "ga", "--problem", "f2", "--seeds", "0", "--budget", "1000",
-        "--out", str(runs), "--quiet", "--set", "num_particles=100", "--count", "all")
+        "--out", str(runs), "--quiet", "--set", "num_particles=100", "--count", "all",
+        "--no-page")
     [folder] = find_runs(runs)
+    assert not (runs / "leaderboard.html").exists()
     accepted = cli("submit", str(folder))
     assert accepted.returncode == 0
     assert "accepted: ga on f2 seed 0, 1000 evaluations (count=all)" in accepted.stdout
