@@ -53,6 +53,10 @@ class Summary:
     reference: str = "ga"  # the entry every other is tested against, per problem
     # problem, optimizer, target, runs, successes, success_rate, ert
     fixed_target: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # per entry: problems, normalized score and its interval, average rank (see ``_across``)
+    across: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the ranking's test: problems and entries ranked, Friedman's p, Nemenyi's critical difference
+    ranking: dict = field(default_factory=dict)
     rounds: pd.DataFrame = field(default_factory=pd.DataFrame)  # problem, optimizer, round, metrics
     # One row per entry: its name, the registered optimizer, parameters, budget and counting rule.
     configurations: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -136,6 +140,7 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
                                         "regret_ci_low", "regret_ci_high", "auc_ci_low",
                                         "auc_ci_high"])
     table = _verdicts(table, runs, reference)
+    across, ranking = _across(table, runs)
     quantiles = curves.groupby(["problem", "optimizer", "evaluations"])["regret"]
     curve_table = pd.DataFrame({
         "median": quantiles.median(), "q25": quantiles.quantile(0.25),
@@ -143,8 +148,54 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
     }).reset_index()
     return Summary(table=table, curves=curve_table, ecdf=_ecdf(targets),
                    generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                   reference=reference, fixed_target=_fixed_target(targets),
+                   reference=reference, fixed_target=_fixed_target(targets), across=across,
+                   ranking=ranking,
                    rounds=_rounds(rounds), configurations=configurations)
+
+
+NORMALIZER = "random"  # the entry whose median final regret is 1 on the normalized scale
+
+
+def _across(table: pd.DataFrame, runs: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Across problems, per entry: the normalized score (its median final regret over random
+    search's on the same problem, so 0 is the optimum and 1 random search, as Bayesmark does;
+    undefined where random search has no runs or solved the problem at the median), its mean
+    over the problems where it is defined with a bootstrap interval that resamples each
+    problem's seeds (random search's median held fixed), and the average rank of the entries run
+    on every problem, with Friedman's test and Nemenyi's critical difference."""
+    finals = {key: group["final_regret"].to_numpy(dtype=float)
+              for key, group in runs.groupby(["problem", "optimizer"])}
+    median = table.set_index(["problem", "optimizer"])["median_regret"]
+    normalizer = {problem: median[(problem, NORMALIZER)] for problem in table["problem"].unique()
+                  if (problem, NORMALIZER) in median.index and median[(problem, NORMALIZER)] > 0}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for entry, group in table.groupby("optimizer", sort=True):
+        scored = [problem for problem in group["problem"] if problem in normalizer]
+        row = {"optimizer": entry, "problems": len(group), "scored_problems": len(scored),
+               "normalized_score": np.nan, "score_ci_low": np.nan, "score_ci_high": np.nan}
+        if scored:
+            row["normalized_score"] = float(np.mean([median[(problem, entry)] / normalizer[problem]
+                                                     for problem in scored]))
+            draws = np.mean([np.median(rng.choice(finals[(problem, entry)],
+                                                  (stats.RESAMPLES, len(finals[(problem, entry)]))),
+                                       axis=1) / normalizer[problem] for problem in scored], axis=0)
+            row["score_ci_low"], row["score_ci_high"] = np.quantile(draws, [0.025, 0.975])
+        rows.append(row)
+    across = pd.DataFrame(rows, columns=["optimizer", "problems", "scored_problems",
+                                         "normalized_score", "score_ci_low", "score_ci_high"])
+    problems = sorted(table["problem"].unique())
+    ranked = [entry for entry, group in table.groupby("optimizer", sort=True)
+              if set(group["problem"]) == set(problems)]
+    scores = np.array([[median[(problem, entry)] for entry in ranked] for problem in problems])
+    ranks = dict(zip(ranked, stats.average_ranks(scores))) if len(ranked) and problems else {}
+    across["average_rank"] = [ranks.get(entry, np.nan) for entry in across["optimizer"]]
+    ranking = {"problems": len(problems), "entries": len(ranked),
+               "friedman_p": stats.friedman_p(scores) if len(ranked) else float("nan"),
+               "critical_difference": (stats.nemenyi_critical_difference(len(ranked),
+                                                                         len(problems))
+                                       if len(ranked) >= 2 else float("nan"))}
+    return across, ranking
 
 
 def _fixed_target(targets: pd.DataFrame) -> pd.DataFrame:

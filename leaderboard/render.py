@@ -116,6 +116,13 @@ def render_markdown(summary) -> str:
             lines += ["| " + " | ".join([escape_markdown(name), *cells]) + " |"
                       for name, *cells in grid]
             lines.append("")
+    rows = across_rows(summary)
+    if rows:
+        lines += ["## Across problems", "", escape_markdown(ranking_note(summary)), "",
+                  "| " + " | ".join(ACROSS_COLUMNS) + " |", "|---|---:|---:|---:|"]
+        lines += ["| " + " | ".join([escape_markdown(name), *cells]) + " |"
+                  for name, *cells in rows]
+        lines.append("")
     lines += ["## Configurations", "", "| Entry | Optimizer | Budget | Repeats | Parameters |",
               "|---|---|---:|---|---|"]
     for row in summary.configurations.itertuples():
@@ -211,6 +218,107 @@ def line_band_plot(series: list[Series], css_class: str, label: str, y_label: st
     return "\n".join(parts)
 
 
+def cliques(ranks: list[float], difference: float) -> list[tuple[int, int]]:
+    """Maximal runs ``(first, last)`` (indices into ``ranks``, sorted ascending) of two or more
+    entries whose average ranks differ by less than ``difference``: the groups a critical
+    difference diagram joins with a bar."""
+    spans = []
+    for first in range(len(ranks)):
+        last = first
+        while last + 1 < len(ranks) and ranks[last + 1] - ranks[first] < difference:
+            last += 1
+        if last > first and not (spans and spans[-1][1] >= last):
+            spans.append((first, last))
+    return spans
+
+
+def cd_diagram(across: pd.DataFrame, difference: float) -> str:
+    """A critical difference diagram (Demsar 2006): the entries at their average ranks on an axis
+    from 1 (best, left) to k, the critical difference above it, and a bar under each group of
+    entries whose ranks differ by less than it (no significant difference)."""
+    ranked = across.dropna(subset=["average_rank"]).sort_values(["average_rank", "optimizer"])
+    names, ranks = list(ranked["optimizer"]), list(ranked["average_rank"])
+    k = len(names)
+    width, left, right, axis_y, step = 720, 190, 530, 46, 22
+    half = (k + 1) // 2
+    height = axis_y + 40 + step * max(half, k - half) + 14 * len(cliques(ranks, difference))
+
+    def x(rank: float) -> float:
+        return left + (rank - 1) / max(k - 1, 1) * (right - left)
+
+    parts = [f'<svg class="cd-diagram" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-label="Critical difference diagram">',
+             "<title>Critical difference diagram of average ranks</title>",
+             f'<line class="frame" x1="{left}" y1="{axis_y}" x2="{right}" y2="{axis_y}"/>']
+    for rank in range(1, k + 1):
+        parts.append(f'<line class="frame" x1="{x(rank):.2f}" y1="{axis_y - 5}" '
+                     f'x2="{x(rank):.2f}" y2="{axis_y}"/><text class="tick-label" '
+                     f'x="{x(rank):.2f}" y="{axis_y - 9}" text-anchor="middle">{rank}</text>')
+    if np.isfinite(difference):
+        end = min(x(1 + difference), width - 10)
+        parts.append(f'<g class="critical-difference"><line class="median" stroke="#1d2430" '
+                     f'x1="{left}" y1="14" x2="{end:.2f}" y2="14"/><text class="tick-label" '
+                     f'x="{left - 8}" y="18" text-anchor="end">CD = {difference:.2f}</text></g>')
+    bars = cliques(ranks, difference)
+    for i, (first, last) in enumerate(bars):
+        y = axis_y + 10 + 14 * i
+        parts.append(f'<line class="clique" stroke="#1d2430" stroke-width="4" '
+                     f'x1="{x(ranks[first]) - 3:.2f}" y1="{y}" x2="{x(ranks[last]) + 3:.2f}" '
+                     f'y2="{y}"/>')
+    label_top = axis_y + 22 + 14 * len(bars)
+    for i, (name, rank) in enumerate(zip(names, ranks)):
+        on_left = i < half
+        row = i if on_left else k - 1 - i
+        y = label_top + step * row
+        end = left - 10 if on_left else right + 10
+        escaped = html.escape(name)
+        parts.append(f'<g class="cd-entry" data-optimizer="{escaped}" data-rank="{rank:.3f}">'
+                     f"<title>{escaped}: average rank {rank:.2f}</title>"
+                     f'<polyline class="frame" points="{x(rank):.2f},{axis_y} {x(rank):.2f},{y} '
+                     f'{end},{y}"/><text x="{end + (-4 if on_left else 4)}" y="{y + 4}" '
+                     f'text-anchor="{"end" if on_left else "start"}">{escaped} '
+                     f"({rank:.2f})</text></g>")
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def across_rows(summary) -> list[tuple[str, ...]]:
+    """The across-problems table as plain text, best average rank first (then normalized score):
+    entry, problems (scored of run), normalized score [95% CI], average rank."""
+    across = summary.across
+    if across.empty:
+        return []
+    ordered = across.sort_values(["average_rank", "normalized_score", "optimizer"],
+                                 na_position="last", kind="stable")
+    return [(str(row.optimizer), f"{int(row.scored_problems)} of {int(row.problems)}",
+             "—" if math.isnan(row.normalized_score) else
+             f"{row.normalized_score:.3f} {_interval(row.score_ci_low, row.score_ci_high)}",
+             "—" if math.isnan(row.average_rank) else f"{row.average_rank:.2f}")
+            for row in ordered.itertuples()]
+
+
+ACROSS_COLUMNS = ("Optimizer", "Problems scored", "Normalized score [95% CI]", "Average rank")
+
+
+def ranking_note(summary) -> str:
+    """What the across-problems numbers mean and what the ranking's test says (plain text)."""
+    ranking = summary.ranking
+    text = ("Normalized score: an optimizer's median final regret over random search's on the "
+            "same problem (0 is the optimum, 1 is random search), averaged over the problems "
+            "where random search ran and did not solve at the median; the interval resamples "
+            "each problem's seeds. Average rank: by median final regret, over the problems, "
+            "among the optimizers run on every problem. ")
+    if not ranking or not np.isfinite(ranking.get("friedman_p", np.nan)):
+        return text + ("Friedman's test needs at least 3 such optimizers and 2 problems; this "
+                       "page has " f"{ranking.get('entries', 0)} and "
+                       f"{ranking.get('problems', 0)}, so the ranks are not tested.")
+    return text + (f"Friedman's test over {ranking['problems']} problems and "
+                   f"{ranking['entries']} optimizers: p = {ranking['friedman_p']:.2g}. Average "
+                   "ranks closer than Nemenyi's critical difference, CD = "
+                   f"{ranking['critical_difference']:.2f} (alpha = {ALPHA}), are not "
+                   "significantly different; the diagram joins them with a bar.")
+
+
 def series_by_optimizer(frame: pd.DataFrame, palette: dict[str, str], y: str,
                         band: tuple[str, str] | None = None) -> list[Series]:
     """Per optimizer (sorted), the ``y`` and ``band`` columns of ``frame`` by evaluations."""
@@ -236,8 +344,8 @@ p.lede { margin: 0 0 24px; color: #4a5568; }
 p.note { margin: 16px 0 6px; color: #4a5568; font-size: 14px; }
 section { background: #fff; border: 1px solid #e1e5eb; border-radius: 8px;
           padding: 18px 20px; margin-bottom: 22px; overflow-x: auto; }
-table.leaderboard, table.fixed-target { border-collapse: collapse; width: 100%; margin-bottom: 16px;
-                    font-size: 14px; font-variant-numeric: tabular-nums; }
+table.leaderboard, table.fixed-target, table.across { border-collapse: collapse; width: 100%;
+    margin-bottom: 16px; font-size: 14px; font-variant-numeric: tabular-nums; }
 th, td { padding: 6px 7px; border-bottom: 1px solid #e6e9ee; text-align: left; }
 th { font-size: 13px; font-weight: 600; color: #4a5568; border-bottom: 2px solid #cfd6df; }
 td.optimizer { overflow-wrap: anywhere; font-weight: 500; }
@@ -358,6 +466,26 @@ def configurations_table(configurations: pd.DataFrame) -> str:
             + body + "\n</tbody></table>")
 
 
+def across_section(summary) -> str:
+    """The across-problems section: the note, the ranked table and the CD diagram ('' if empty)."""
+    rows = across_rows(summary)
+    if not rows:
+        return ""
+    header = "".join(f'<th scope="col"{NUMBER_CLASS if i else ""}>{title}</th>'
+                     for i, title in enumerate(ACROSS_COLUMNS))
+    body = "\n".join(
+        f'<tr data-optimizer="{html.escape(name)}"><td class="optimizer">{html.escape(name)}</td>'
+        + "".join(f"<td{NUMBER_CLASS}>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
+        for name, *cells in rows)
+    ranking = summary.ranking
+    diagram = (cd_diagram(summary.across, ranking["critical_difference"])
+               if ranking.get("entries", 0) >= 2 and ranking.get("problems", 0) >= 2 else "")
+    return (f'<section class="across-section">\n<h2>Across problems</h2>\n'
+            f'<p class="note">{html.escape(ranking_note(summary))}</p>\n'
+            f'<table class="across"><thead><tr>{header}</tr></thead><tbody>\n{body}\n'
+            f"</tbody></table>\n{diagram}\n</section>")
+
+
 def render_html(summary) -> str:
     """One self-contained HTML5 page: per problem a table and regret plot, then the ECDF plot."""
     palette = colors(summary)
@@ -399,6 +527,7 @@ seeds. "Repeats" says whether a repeated query of a sequence cost an evaluation 
 <h2>Fixed-target ECDF across problems</h2>
 {ecdf}
 </section>
+{across_section(summary)}
 <section class="configurations-section">
 <h2>Configurations</h2>
 {configurations_table(summary.configurations)}

@@ -10,7 +10,7 @@ intervals (``scipy.stats.bootstrap``) from a fixed seed, so a page is the same w
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import bootstrap, mannwhitneyu
+from scipy.stats import bootstrap, friedmanchisquare, mannwhitneyu, rankdata, studentized_range
 
 ALPHA = 0.05
 RESAMPLES = 10_000
@@ -63,3 +63,29 @@ def bootstrap_interval(values, statistic=np.median, level: float = 0.95, seed: i
                        random_state=np.random.default_rng(seed))
     interval = result.confidence_interval
     return float(interval.low), float(interval.high)
+
+
+def average_ranks(scores) -> np.ndarray:
+    """Mean rank of each column of ``scores`` ``(problems, entries)`` over the rows, rank 1 the
+    lowest score in a row and ties sharing the mean of their ranks."""
+    return rankdata(np.asarray(scores, dtype=float), axis=1).mean(axis=0)
+
+
+def friedman_p(scores) -> float:
+    """p-value of Friedman's test that all entries (columns) rank alike over the problems (rows);
+    NaN with fewer than 3 entries or 2 problems, where the test is undefined or empty."""
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim != 2 or scores.shape[1] < 3 or scores.shape[0] < 2:
+        return float("nan")
+    if np.all(scores == scores[:, :1]):  # every row one tie: no evidence of any difference
+        return 1.0
+    return float(friedmanchisquare(*scores.T).pvalue)
+
+
+def nemenyi_critical_difference(entries: int, problems: int, alpha: float = ALPHA) -> float:
+    """The Nemenyi test's critical difference of average ranks (Demsar 2006): two entries differ
+    when their average ranks differ by at least ``q_alpha * sqrt(k (k + 1) / (6 N))``, with
+    ``q_alpha`` the studentized range quantile for k groups over sqrt(2)."""
+    k, n = entries, problems
+    q = studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2)
+    return float(q * np.sqrt(k * (k + 1) / (6 * n)))

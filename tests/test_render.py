@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from leaderboard.aggregate import Summary
-from leaderboard.render import render_html, render_markdown, write_leaderboard
+from leaderboard.render import (
+    cliques,
+    ranking_note,
+    render_html,
+    render_markdown,
+    write_leaderboard,
+)
 
 SCRIPT = "<script>alert(1)</script>"
 PIPE = "a|b"
@@ -84,9 +90,16 @@ def make_summary() -> Summary:
          ("ehrlich-4x4", "ga", 1.0, 5, 0, 0.0, math.inf),
          ("ehrlich-4x4", SCRIPT, 0.5, 3, 0, 0.0, math.inf)],
         columns=["problem", "optimizer", "target", "runs", "successes", "success_rate", "ert"])
+    across = pd.DataFrame(
+        [("ga", 2, 2, 0.25, 0.1, 0.4, 1.0), ("random", 2, 2, 1.0, 0.8, 1.0, 2.0),
+         (PIPE, 1, 1, 0.43, 0.0, 0.86, math.nan), (SCRIPT, 1, 0, math.nan, math.nan, math.nan,
+                                                   math.nan)],
+        columns=["optimizer", "problems", "scored_problems", "normalized_score", "score_ci_low",
+                 "score_ci_high", "average_rank"])
+    ranking = {"problems": 2, "entries": 2, "friedman_p": math.nan, "critical_difference": 1.386}
     return Summary(table=table, curves=pd.concat(curves, ignore_index=True), ecdf=ecdf,
                    generated="2024-05-01 12:00:00 UTC", configurations=configurations,
-                   fixed_target=fixed_target)
+                   fixed_target=fixed_target, across=across, ranking=ranking)
 
 
 class TreeParser(HTMLParser):
@@ -168,7 +181,7 @@ def axes(svg):
 
 def test_markdown_has_a_heading_and_table_per_problem_in_sorted_order(markdown):
     assert re.findall(r"^## (.*)$", markdown, re.M) == [r"ehrlich-4x4", r"tfbind\_8",
-                                                         "Configurations"]
+                                                         "Across problems", "Configurations"]
 
 
 def test_markdown_rows_are_ranked_by_median_regret_then_auc(markdown):
@@ -181,10 +194,13 @@ def test_markdown_rows_are_ranked_by_median_regret_then_auc(markdown):
 def test_markdown_escapes_names_so_every_row_keeps_its_cells(markdown):
     assert "<script>" not in markdown and r"a\|b" in markdown
     boards, configurations = markdown.split("## Configurations")
+    boards, across = boards.split("## Across problems")
     rows = [line for line in boards.splitlines() if line.startswith("|")]
     cells = [len(re.split(r"(?<!\\)\|", row)) for row in rows]
     # 11 cells per leaderboard row, 3 per fixed-target row (header, rule, ga, the script name)
     assert cells.count(13) == 10 and cells.count(5) == 4 and len(cells) == 14
+    rows = [line for line in across.splitlines() if line.startswith("|")]
+    assert len(rows) == 6 and all(len(re.split(r"(?<!\\)\|", row)) == 6 for row in rows)
     rows = [line for line in configurations.splitlines() if line.startswith("|")]
     assert len(rows) == 6 and all(len(re.split(r"(?<!\\)\|", row)) == 7 for row in rows)
 
@@ -226,7 +242,7 @@ def test_html_references_nothing_outside_the_file(page, dom):
 
 def test_svg_fragments_are_well_formed_xml(page):
     fragments = re.findall(r"<svg.*?</svg>", page, re.S)
-    assert len(fragments) == 3
+    assert len(fragments) == 4  # two regret plots, the ECDF, the CD diagram
     for fragment in fragments:
         assert ET.fromstring(fragment).tag == "svg"
 
@@ -307,3 +323,33 @@ def test_fixed_target_tables_in_both_formats(markdown, dom):
     assert cells == [[SCRIPT, "∞ (0/3)", None], ["ga", "1,234 (3/5)", "∞ (0/5)"]]
     assert "| ga | 1,234 (3/5) | ∞ (0/5) |" in markdown
     assert len(dom.findall(".//table[@class='fixed-target']")) == 1  # tfbind_8 has no targets
+
+
+def test_across_problems_table_and_cd_diagram(markdown, dom):
+    table = dom.find(".//table[@class='across']")
+    cells = [[td.text for td in tr.findall("td")] for tr in table.find("tbody").findall("tr")]
+    assert cells == [["ga", "2 of 2", "0.250 [0.100, 0.400]", "1.00"],
+                     ["random", "2 of 2", "1.000 [0.800, 1.000]", "2.00"],
+                     [PIPE, "1 of 1", "0.430 [0.000, 0.860]", "—"],
+                     [SCRIPT, "0 of 1", "—", "—"]]
+    assert r"| a\|b | 1 of 1 | 0.430 [0.000, 0.860] | — |" in markdown
+    diagram = dom.find(".//svg[@class='cd-diagram']")
+    entries = [g for g in diagram.iter("g") if g.get("class") == "cd-entry"]
+    assert [(g.get("data-optimizer"), g.get("data-rank")) for g in entries] == [
+        ("ga", "1.000"), ("random", "2.000")]
+    assert len([line for line in diagram.iter("line") if line.get("class") == "clique"]) == 1
+    assert "Friedman's test needs at least 3 such optimizers and 2 problems" in markdown
+
+
+def test_ranking_note_reports_friedman_and_the_critical_difference():
+    summary = make_summary()
+    summary.ranking = {"problems": 6, "entries": 4, "friedman_p": 0.0123,
+                       "critical_difference": 1.915}
+    note = ranking_note(summary)
+    assert "over 6 problems and 4 optimizers: p = 0.012" in note and "CD = 1.92" in note
+
+
+def test_cliques_are_maximal_runs_closer_than_the_critical_difference():
+    assert cliques([1.0, 1.2, 2.5, 2.6, 4.0], 1.0) == [(0, 1), (2, 3)]
+    assert cliques([1.0, 1.5, 1.9], 1.0) == [(0, 2)]  # (1, 2) lies inside (0, 2)
+    assert cliques([1.0, 3.0], 1.0) == []

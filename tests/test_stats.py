@@ -6,10 +6,19 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import chi2
 
 from leaderboard.aggregate import _fixed_target
 from leaderboard.render import fixed_target_grid
-from leaderboard.stats import bootstrap_interval, holm, one_sided_p, verdict
+from leaderboard.stats import (
+    average_ranks,
+    bootstrap_interval,
+    friedman_p,
+    holm,
+    nemenyi_critical_difference,
+    one_sided_p,
+    verdict,
+)
 
 
 def test_holm_multiplies_the_ith_smallest_by_m_minus_i_plus_1_and_keeps_the_order():
@@ -71,3 +80,24 @@ def test_fixed_target_ert_by_hand_including_zero_successes():
     assert math.isinf(table.loc[1.0, "ert"]) and table.loc[1.0, "successes"] == 0
     headers, grid = fixed_target_grid(_fixed_target(targets), "p")
     assert headers == ["value ≥ 0.5", "value ≥ 1"] and grid == [["ga", "70 (2/3)", "∞ (0/3)"]]
+
+
+def test_nemenyi_critical_difference_uses_demsars_published_q_values():
+    # Demsar (2006), Table 5(a): q_0.05 for k = 2..10 classifiers
+    published = [1.960, 2.343, 2.569, 2.728, 2.850, 2.949, 3.031, 3.102, 3.164]
+    for k, q in zip(range(2, 11), published):
+        cd = nemenyi_critical_difference(k, 14)
+        assert cd / math.sqrt(k * (k + 1) / (6 * 14)) == pytest.approx(q, abs=2e-3)
+
+
+def test_average_ranks_and_friedman_by_hand():
+    scores = np.array([[0.1, 0.5, 0.9], [0.2, 0.2, 0.7], [0.3, 0.1, 0.8], [0.0, 0.4, 0.6]])
+    ranks = np.array([[1, 2, 3], [1.5, 1.5, 3], [2, 1, 3], [1, 2, 3]])
+    np.testing.assert_allclose(average_ranks(scores), ranks.mean(axis=0))
+    # Friedman's statistic with the tie correction (one tied pair in one of the n = 4 blocks)
+    n, k = ranks.shape
+    sums = ranks.sum(axis=0)
+    statistic = 12 / (n * k * (k + 1)) * np.sum(sums ** 2) - 3 * n * (k + 1)
+    statistic /= 1 - (2 ** 3 - 2) / (n * (k ** 3 - k))
+    assert friedman_p(scores) == pytest.approx(chi2.sf(statistic, k - 1))
+    assert math.isnan(friedman_p(scores[:, :2])) and math.isnan(friedman_p(scores[:1]))

@@ -210,6 +210,31 @@ def test_verdicts_against_the_reference_by_hand(runs, tmp_path):
     assert set(unknown["verdict_regret"]) == {""} and unknown["p_auc_lower"].isna().all()
 
 
+def test_normalized_scores_and_ranks_across_problems_by_hand(runs, tmp_path):
+    db = tmp_path / "store.sqlite"
+    collect(runs, db)
+    summary = summarize_store(db)
+    finals = {}
+    for (problem, optimizer, _), rows in load_runs(runs).groupby(["problem", "optimizer", "seed"]):
+        finals.setdefault((problem, optimizer), []).append(rows["regret"].iloc[-1])
+    problems = ("smoke_ehrlich_small", "smoke_ehrlich_tiny")
+    across = summary.across.set_index("optimizer")
+    scored = [p for p in problems if np.median(finals[(p, "random")]) > 0]
+    assert scored == ["smoke_ehrlich_small"]  # random search solves the tiny one: not scored
+    for optimizer in ("ga", "random"):
+        score = np.mean([np.median(finals[(p, optimizer)]) / np.median(finals[(p, "random")])
+                         for p in scored])
+        row = across.loc[optimizer]
+        assert row["scored_problems"] == len(scored) and row["problems"] == 2
+        assert row["normalized_score"] == pytest.approx(score)
+        assert row["score_ci_low"] <= row["score_ci_high"]
+        ranks = [1.0 if np.median(finals[(p, optimizer)]) < np.median(finals[(p, other)])
+                 else 2.0 if np.median(finals[(p, optimizer)]) > np.median(finals[(p, other)])
+                 else 1.5 for p in problems for other in {"ga", "random"} - {optimizer}]
+        assert row["average_rank"] == pytest.approx(np.mean(ranks))
+    assert summary.ranking["entries"] == 2 and np.isnan(summary.ranking["friedman_p"])
+
+
 def summary_aucs(db):
     """Each run's AUC as the summary computes it (its curves are checked by hand above)."""
     from leaderboard.aggregate import _auc
