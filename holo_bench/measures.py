@@ -83,3 +83,14 @@ def mean_regret(evaluations: np.ndarray, regret: np.ndarray, budget: int, start:
     evaluation weighs the same, so a method's late rounds count as much as its first ones."""
     curve = curve_at(np.arange(1, budget + 1), evaluations, regret, start)
     return float(curve.mean())
+
+
+def mean_pairwise_hamming(X: np.ndarray, rng: np.random.Generator, most: int = 500) -> float | None:
+    """Mean normalized Hamming distance over the pairs of rows of ``X`` (a diversity measure), on
+    a sample of at most ``most`` rows drawn with ``rng``; None for fewer than two rows."""
+    if len(X) < 2:
+        return None
+    if len(X) > most:
+        X = X[rng.choice(len(X), most, replace=False)]
+    distance = (X[:, None, :] != X[None, :, :]).mean(axis=2)
+    return float(distance[np.triu_indices(len(X), 1)].mean())

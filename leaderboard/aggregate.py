@@ -133,12 +133,17 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
             "auc": float(group["auc"].mean()),
             "regret_ci_low": regret_low, "regret_ci_high": regret_high,
             "auc_ci_low": auc_low, "auc_ci_high": auc_high,
+            # from the traces at collect time, never from what the optimizer reported
+            **{column: float(group[column].median()) for column in VERIFIED},
+            "median_seconds": float(group["seconds"].median()),
+            "hardware": "; ".join(sorted({_hardware_text(h) for h in group["hardware"]})),
         })
     table = pd.DataFrame(rows, columns=["problem", "optimizer", "seeds", "budget", "count",
                                         "median_regret", "q25_regret", "q75_regret",
                                         "median_evals_to_solve", "fraction_solved", "auc",
                                         "regret_ci_low", "regret_ci_high", "auc_ci_low",
-                                        "auc_ci_high"])
+                                        "auc_ci_high", *VERIFIED, "median_seconds",
+                                        "hardware"])
     table = _verdicts(table, runs, reference)
     across, ranking = _across(table, runs)
     quantiles = curves.groupby(["problem", "optimizer", "evaluations"])["regret"]
@@ -216,6 +221,19 @@ def _fixed_target(targets: pd.DataFrame) -> pd.DataFrame:
 
 
 VERDICT_METRICS = {"regret": "final_regret", "auc": "auc"}
+# Measures of each run's queries, computed from its trace when it was collected (medians shown).
+VERIFIED = ("feasible_fraction", "distinct_fraction", "diversity")
+
+
+def _hardware_text(hardware: str) -> str:
+    """A manifest's hardware record in a few words: CPUs, torch threads, GPU."""
+    record = json.loads(hardware)
+    words = [f"{record.get('cpus')} CPUs"]
+    if record.get("torch_threads") is not None:
+        words.append(f"{record['torch_threads']} torch threads")
+    if record.get("gpu"):
+        words.append(str(record["gpu"]))
+    return ", ".join(words)
 
 
 def _verdicts(table: pd.DataFrame, runs: pd.DataFrame, reference: str) -> pd.DataFrame:

@@ -108,6 +108,11 @@ def render_markdown(summary) -> str:
             name, *numbers = table_cells(row)
             lines.append("| " + " | ".join([escape_markdown(name), *numbers]) + " |")
         lines.append("")
+        lines += [escape_markdown(VERIFIED_NOTE), "",
+                  "| " + " | ".join(VERIFIED_COLUMNS) + " |", "|---|---:|---:|---:|---:|---|"]
+        lines += ["| " + " | ".join([escape_markdown(name), *cells[:4], escape_markdown(cells[4])])
+                  + " |" for name, *cells in verified_rows(rows)]
+        lines.append("")
         headers, grid = fixed_target_grid(summary.fixed_target, problem)
         if grid:
             lines += [escape_markdown(FIXED_TARGET_NOTE), "",
@@ -344,7 +349,8 @@ p.lede { margin: 0 0 24px; color: #4a5568; }
 p.note { margin: 16px 0 6px; color: #4a5568; font-size: 14px; }
 section { background: #fff; border: 1px solid #e1e5eb; border-radius: 8px;
           padding: 18px 20px; margin-bottom: 22px; overflow-x: auto; }
-table.leaderboard, table.fixed-target, table.across { border-collapse: collapse; width: 100%;
+table.leaderboard, table.fixed-target, table.across, table.verified {
+    border-collapse: collapse; width: 100%;
     margin-bottom: 16px; font-size: 14px; font-variant-numeric: tabular-nums; }
 th, td { padding: 6px 7px; border-bottom: 1px solid #e6e9ee; text-align: left; }
 th { font-size: 13px; font-weight: 600; color: #4a5568; border-bottom: 2px solid #cfd6df; }
@@ -403,6 +409,38 @@ def fixed_target_grid(fixed_target: pd.DataFrame, problem: str) -> tuple[list[st
             cells.append(f"{ert} ({int(cell['successes'])}/{int(cell['runs'])})")
         grid.append([str(optimizer), *cells])
     return headers, grid
+
+
+VERIFIED_COLUMNS = ("Optimizer", "Feasible queries", "Distinct queries", "Diversity",
+                    "Wall time per run", "Hardware")
+VERIFIED_NOTE = ("Computed from each run's trace when it was collected, not reported by the "
+                 "optimizer; medians over seeds. Diversity: mean pairwise normalized Hamming "
+                 "distance of 500 queries drawn with a fixed seed.")
+
+
+def verified_rows(rows: pd.DataFrame) -> list[tuple[str, ...]]:
+    """One problem's verified measures as plain text, in the leaderboard's row order."""
+    def fraction(value: float) -> str:
+        return "—" if math.isnan(value) else f"{value:.3f}"
+
+    return [(str(row["optimizer"]), fraction(row["feasible_fraction"]),
+             fraction(row["distinct_fraction"]), fraction(row["diversity"]),
+             f"{row['median_seconds']:,.1f} s", str(row["hardware"]))
+            for _, row in rows.iterrows()]
+
+
+def verified_table(problem: str, rows: pd.DataFrame) -> str:
+    """The verified-measures table of one problem (HTML)."""
+    header = "".join(f'<th scope="col"{NUMBER_CLASS if 0 < i < 5 else ""}>{title}</th>'
+                     for i, title in enumerate(VERIFIED_COLUMNS))
+    body = "\n".join(
+        f'<tr><td class="optimizer">{html.escape(name)}</td>'
+        + "".join(f"<td{NUMBER_CLASS}>{html.escape(cell)}</td>" for cell in cells[:4])
+        + f"<td>{html.escape(cells[4])}</td></tr>"
+        for name, *cells in verified_rows(rows))
+    return (f'<p class="note">{html.escape(VERIFIED_NOTE)}</p>'
+            f'<table class="verified" data-problem="{html.escape(problem)}"><thead><tr>{header}'
+            f"</tr></thead><tbody>\n{body}\n</tbody></table>")
 
 
 FIXED_TARGET_NOTE = ("Expected running time (ERT) to reach each target value: charged evaluations "
@@ -498,9 +536,10 @@ def render_html(summary) -> str:
                               "best-so-far regret", data={"problem": str(problem)})
         details = rounds_table(str(problem), summary.rounds)
         targets = fixed_target_table(str(problem), summary.fixed_target)
+        verified = verified_table(str(problem), rows)
         sections.append(f'<section class="problem" data-problem="{name}">\n<h2>{name}</h2>\n'
-                        f"{html_table(str(problem), rows)}\n{plot}\n{targets}\n{details}"
-                        "</section>")
+                        f"{html_table(str(problem), rows)}\n{plot}\n{targets}\n{verified}\n"
+                        f"{details}</section>")
     ecdf = line_band_plot(series_by_optimizer(summary.ecdf, palette, "fraction"), "ecdf",
                           "Fixed-target ECDF across problems", "fraction of targets reached")
     problems = "\n".join(sections)

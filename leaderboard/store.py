@@ -10,7 +10,10 @@
   instance) leaves the first entry as it is, and is reported as a duplicate.
 
 Each run is stored with its best-so-far regret on ``evaluation_grid(budget)`` (charged
-evaluations), the charged evaluations it took to reach each fixed target, and the per-round
+evaluations), the charged evaluations it took to reach each fixed target, measures of its
+queries computed from the trace (``measures``: the feasible fraction, the distinct fraction, and
+the diversity, ``holo_bench.measures.mean_pairwise_hamming`` on a sample of 500 queries drawn
+with ``default_rng(0)``), and the per-round
 diagnostics an optimizer wrote in its ``optimizer/metrics.jsonl`` (LLOME does; these are the
 optimizer's own reports, shown as such, never used for scores). Each run enters in its own
 transaction: a crash leaves every earlier run in place.
@@ -37,6 +40,7 @@ from holo_bench.measures import (
     evaluation_grid,
     evaluations_to_reach,
     is_solved,
+    mean_pairwise_hamming,
     regret,
 )
 from holo_bench.record import (
@@ -50,7 +54,7 @@ from holo_bench.record import (
 from holo_bench.suite import make_function
 from leaderboard.verify import RunRejected, verify_run
 
-STORE_SCHEMA = 2
+STORE_SCHEMA = 3  # 3: the measures table
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,6 +74,9 @@ CREATE TABLE IF NOT EXISTS curves (
 CREATE TABLE IF NOT EXISTS round_metrics (
     identity TEXT NOT NULL, round INTEGER NOT NULL, metrics TEXT NOT NULL,
     PRIMARY KEY (identity, round)
+);
+CREATE TABLE IF NOT EXISTS measures (
+    identity TEXT PRIMARY KEY, feasible_fraction REAL, distinct_fraction REAL, diversity REAL
 );
 CREATE TABLE IF NOT EXISTS targets (
     identity TEXT NOT NULL, target REAL NOT NULL, evaluations INTEGER,
@@ -193,6 +200,16 @@ def _collect_one(connection: sqlite3.Connection, folder: Path, report: CollectRe
     report.added.append(manifest.identity)
 
 
+def _query_measures(records: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    """Feasible fraction, distinct fraction and diversity of a run's queries, from its trace."""
+    if len(records) == 0:
+        return None, None, None
+    sequences = records["sequence"]
+    return (float(records["feasible"].mean()),
+            len(np.unique(sequences, axis=0)) / len(records),
+            mean_pairwise_hamming(sequences, np.random.default_rng(0)))
+
+
 def _insert(connection: sqlite3.Connection, folder: Path, digest: str, manifest: Manifest,
             records: np.ndarray) -> None:
     run, problem, key = manifest.run, manifest.problem, manifest.identity
@@ -214,6 +231,7 @@ def _insert(connection: sqlite3.Connection, folder: Path, digest: str, manifest:
     connection.executemany("INSERT INTO curves VALUES (?, ?, ?)",
                            zip([key] * len(grid), grid.tolist(),
                                curve_at(grid, evaluations, curve, start).tolist()))
+    connection.execute("INSERT INTO measures VALUES (?, ?, ?, ?)", (key, *_query_measures(records)))
     connection.executemany("INSERT INTO targets VALUES (?, ?, ?)", [
         (key, float(target), evaluations_to_reach(evaluations, best >= target))
         for target in targets_for(problem.spec)
@@ -240,8 +258,10 @@ def read_store(
     (``RunSpec.configuration``) and seed."""
     connection = connect(db, create=False)
     try:
-        runs = pd.read_sql_query("SELECT * FROM runs ORDER BY problem, optimizer, config, seed",
-                                 connection)
+        runs = pd.read_sql_query(
+            "SELECT r.*, m.feasible_fraction, m.distinct_fraction, m.diversity FROM runs r "
+            "LEFT JOIN measures m USING (identity) ORDER BY problem, optimizer, config, seed",
+            connection)
         curves = pd.read_sql_query(
             "SELECT r.problem, r.optimizer, r.config, r.seed, c.evaluations, c.regret "
             "FROM curves c JOIN runs r USING (identity) "

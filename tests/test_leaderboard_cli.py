@@ -118,8 +118,9 @@ def test_collect_and_leaderboard_on_what_is_not_there_get_one_line(tmp_path, cap
     junk = tmp_path / "junk.sqlite"
     junk.write_text("just text " * 100)
     for args, message in [
-        (["collect", str(tmp_path / "missing")], "is not a folder of run folders"),
-        (["collect", str(tmp_path)], "holds no run folders"),
+        (["collect", str(tmp_path / "missing"), "--db", str(tmp_path / "a.sqlite")],
+         "is not a folder of run folders"),
+        (["collect", str(tmp_path), "--db", str(tmp_path / "a.sqlite")], "holds no run folders"),
         (["leaderboard", "--db", str(tmp_path / "missing.sqlite")], "no results store at"),
         (["leaderboard", "--db", str(junk)], "is not a holo-bench results store"),
         (["submit", str(tmp_path / "missing")], "is not a folder"),

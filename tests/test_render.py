@@ -70,6 +70,11 @@ def make_summary() -> Summary:
            "p_regret_higher", "p_auc_lower", "p_auc_higher"]] = [row[:8] for row in VERDICTS]
     table["verdict_regret"] = [row[8] for row in VERDICTS]
     table["verdict_auc"] = [row[9] for row in VERDICTS]
+    table["feasible_fraction"] = [1.0, 0.98, 0.5, 0.25, 0.75, math.nan]
+    table["distinct_fraction"] = [0.9, 0.6, 0.95, 0.5, 0.7, math.nan]
+    table["diversity"] = [0.4, 0.2, 0.45, 0.3, 0.35, math.nan]
+    table["median_seconds"] = [1.25, 3.0, 1.0, 2.5, 4.0, 0.5]
+    table["hardware"] = "2 CPUs, 1 torch threads"
     curves = []
     for problem, optimizer, _, *final, _, _, _ in ROWS:
         ga = (problem, optimizer) == ("ehrlich-4x4", "ga")
@@ -197,8 +202,10 @@ def test_markdown_escapes_names_so_every_row_keeps_its_cells(markdown):
     boards, across = boards.split("## Across problems")
     rows = [line for line in boards.splitlines() if line.startswith("|")]
     cells = [len(re.split(r"(?<!\\)\|", row)) for row in rows]
-    # 11 cells per leaderboard row, 3 per fixed-target row (header, rule, ga, the script name)
-    assert cells.count(13) == 10 and cells.count(5) == 4 and len(cells) == 14
+    # 11 cells per leaderboard row, 6 per verified-measures row, 3 per fixed-target row (header,
+    # rule, ga, the script name)
+    assert cells.count(13) == 10 and cells.count(8) == 10 and cells.count(5) == 4
+    assert len(cells) == 24
     rows = [line for line in across.splitlines() if line.startswith("|")]
     assert len(rows) == 6 and all(len(re.split(r"(?<!\\)\|", row)) == 6 for row in rows)
     rows = [line for line in configurations.splitlines() if line.startswith("|")]
@@ -353,3 +360,11 @@ def test_cliques_are_maximal_runs_closer_than_the_critical_difference():
     assert cliques([1.0, 1.2, 2.5, 2.6, 4.0], 1.0) == [(0, 1), (2, 3)]
     assert cliques([1.0, 1.5, 1.9], 1.0) == [(0, 2)]  # (1, 2) lies inside (0, 2)
     assert cliques([1.0, 3.0], 1.0) == []
+
+
+def test_verified_measures_tables_in_both_formats(markdown, dom):
+    table = dom.find(".//table[@data-problem='ehrlich-4x4'][@class='verified']")
+    cells = [[td.text for td in tr.findall("td")] for tr in table.find("tbody").findall("tr")]
+    assert cells[0] == [PIPE, "0.750", "0.700", "0.350", "4.0 s", "2 CPUs, 1 torch threads"]
+    assert cells[-1] == [SCRIPT, "—", "—", "—", "0.5 s", "2 CPUs, 1 torch threads"]
+    assert r"| a\|b | 0.750 | 0.700 | 0.350 | 4.0 s | 2 CPUs, 1 torch threads |" in markdown

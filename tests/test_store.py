@@ -3,6 +3,7 @@
 import json
 import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,6 +234,30 @@ def test_normalized_scores_and_ranks_across_problems_by_hand(runs, tmp_path):
                  else 1.5 for p in problems for other in {"ga", "random"} - {optimizer}]
         assert row["average_rank"] == pytest.approx(np.mean(ranks))
     assert summary.ranking["entries"] == 2 and np.isnan(summary.ranking["friedman_p"])
+
+
+def test_verified_measures_of_the_queries_by_hand(runs, tmp_path):
+    """Feasible and distinct fractions and diversity, from each trace, never from a report."""
+    from holo_bench.trace import read_trace
+
+    db = tmp_path / "store.sqlite"
+    collect(runs, db)
+    table, _, _, _ = read_store(db)
+    for row in table.itertuples():
+        records = read_trace(Path(row.folder) / "trace.bin")[1]
+        X = records["sequence"].astype(int)
+        assert row.feasible_fraction == pytest.approx(np.mean(records["feasible"]))
+        assert row.distinct_fraction == pytest.approx(len({x.tobytes() for x in X}) / len(X))
+        sample = X[np.random.default_rng(0).choice(len(X), 500, replace=False)] if len(X) > 500 \
+            else X
+        pairs = [(sample[i + 1:] != sample[i]).mean(axis=1) for i in range(len(sample) - 1)]
+        assert row.diversity == pytest.approx(np.concatenate(pairs).mean())
+    summary = summarize_store(db)
+    shown = summary.table.set_index(["problem", "optimizer"]).loc[("smoke_ehrlich_small", "ga")]
+    mine = table[(table.problem == "smoke_ehrlich_small") & (table.optimizer == "ga")]
+    assert shown["diversity"] == pytest.approx(mine["diversity"].median())
+    assert shown["median_seconds"] == pytest.approx(mine["seconds"].median())
+    assert shown["hardware"].endswith("torch threads")
 
 
 def summary_aucs(db):

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from holo_bench.measures import mean_pairwise_hamming
 from holo_bench.seeding import as_seed_sequence, child, integer_seed
 from optimizers.base import Optimizer, Problem
 from optimizers.ga import GAParams, GeneticAlgorithm
@@ -388,7 +389,7 @@ class Llome(Optimizer):
             "temperatures": temperatures, "generated_edit_distance": self._edit_distance,
             "edit_distance": (float(np.mean(sent != proposals.prompt[chosen])) if len(chosen)
                               else None),
-            "diversity": _mean_pairwise_hamming(sent, diversity_rng),
+            "diversity": mean_pairwise_hamming(sent, diversity_rng),
             # Wall times (training includes saving and loading the model into the backend, and
             # the gate's generation).
             "train_seconds": trained - started, "generate_seconds": generated - trained,
@@ -575,17 +576,6 @@ def _spearman(loglik: np.ndarray, values: np.ndarray) -> float | None:
     if len(values) < 3 or np.ptp(values) == 0 or np.ptp(loglik) == 0:
         return None
     return float(spearmanr(loglik, values).statistic)
-
-
-def _mean_pairwise_hamming(X: np.ndarray, rng: np.random.Generator,
-                           most: int = 500) -> float | None:
-    """Mean normalized Hamming distance between proposals (diversity), on at most ``most``."""
-    if len(X) < 2:
-        return None
-    if len(X) > most:
-        X = X[rng.choice(len(X), most, replace=False)]
-    distance = (X[:, None, :] != X[None, :, :]).mean(axis=2)
-    return float(distance[np.triu_indices(len(X), 1)].mean())
 
 
 class LlomeMarge(Llome):
