@@ -84,6 +84,21 @@ def test_plots_are_drawn_with_nonzero_size(browser):
         assert len(lines) == optimizers and all(line.size["width"] > 0 for line in lines)
 
 
+def test_verdict_tables_and_the_cd_diagram_are_shown(browser):
+    """The fixed-target, verified-measures and across-problems tables and the critical
+    difference diagram are laid out, visible, with the entries they name."""
+    for selector, rows in [("table.fixed-target", 2), ("table.verified", 6), ("table.across", 4)]:
+        tables = elements(browser, selector)
+        assert tables and all(t.is_displayed() and t.size["width"] > 200 for t in tables)
+        assert sum(len(elements(t, "tbody tr")) for t in tables) == rows
+    [diagram] = elements(browser, "svg.cd-diagram")
+    assert diagram.is_displayed() and diagram.size["width"] > 300
+    entries = elements(diagram, "g.cd-entry")
+    assert [e.get_attribute("data-optimizer") for e in entries] == ["ga", "random"]
+    assert all(e.size["width"] > 0 for e in entries)
+    assert len(elements(diagram, "line.clique")) == 1
+
+
 def test_markup_in_a_name_is_shown_as_text_and_injects_nothing(browser):
     names = [td.text for td in elements(browser, "td.optimizer")]
     assert SCRIPT in names
