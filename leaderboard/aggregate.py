@@ -229,8 +229,9 @@ def _hardware_text(hardware: str) -> str:
     """A manifest's hardware record in a few words: CPUs, torch threads, GPU."""
     record = json.loads(hardware)
     words = [f"{record.get('cpus')} CPUs"]
-    if record.get("torch_threads") is not None:
-        words.append(f"{record['torch_threads']} torch threads")
+    threads = record.get("torch_threads")
+    if threads is not None:
+        words.append(f"{threads} torch thread{'' if threads == 1 else 's'}")
     if record.get("gpu"):
         words.append(str(record["gpu"]))
     return ", ".join(words)

@@ -74,7 +74,7 @@ def make_summary() -> Summary:
     table["distinct_fraction"] = [0.9, 0.6, 0.95, 0.5, 0.7, math.nan]
     table["diversity"] = [0.4, 0.2, 0.45, 0.3, 0.35, math.nan]
     table["median_seconds"] = [1.25, 3.0, 1.0, 2.5, 4.0, 0.5]
-    table["hardware"] = "2 CPUs, 1 torch threads"
+    table["hardware"] = "2 CPUs, 1 torch thread"
     curves = []
     for problem, optimizer, _, *final, _, _, _ in ROWS:
         ga = (problem, optimizer) == ("ehrlich-4x4", "ga")
@@ -365,6 +365,6 @@ def test_cliques_are_maximal_runs_closer_than_the_critical_difference():
 def test_verified_measures_tables_in_both_formats(markdown, dom):
     table = dom.find(".//table[@data-problem='ehrlich-4x4'][@class='verified']")
     cells = [[td.text for td in tr.findall("td")] for tr in table.find("tbody").findall("tr")]
-    assert cells[0] == [PIPE, "0.750", "0.700", "0.350", "4.0 s", "2 CPUs, 1 torch threads"]
-    assert cells[-1] == [SCRIPT, "—", "—", "—", "0.5 s", "2 CPUs, 1 torch threads"]
-    assert r"| a\|b | 0.750 | 0.700 | 0.350 | 4.0 s | 2 CPUs, 1 torch threads |" in markdown
+    assert cells[0] == [PIPE, "0.750", "0.700", "0.350", "4.0 s", "2 CPUs, 1 torch thread"]
+    assert cells[-1] == [SCRIPT, "—", "—", "—", "0.5 s", "2 CPUs, 1 torch thread"]
+    assert r"| a\|b | 0.750 | 0.700 | 0.350 | 4.0 s | 2 CPUs, 1 torch thread |" in markdown

@@ -257,7 +257,7 @@ def test_verified_measures_of_the_queries_by_hand(runs, tmp_path):
     mine = table[(table.problem == "smoke_ehrlich_small") & (table.optimizer == "ga")]
     assert shown["diversity"] == pytest.approx(mine["diversity"].median())
     assert shown["median_seconds"] == pytest.approx(mine["seconds"].median())
-    assert shown["hardware"].endswith("torch threads")
+    assert "CPUs, " in shown["hardware"] and "torch thread" in shown["hardware"]
 
 
 def summary_aucs(db):
