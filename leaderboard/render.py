@@ -97,43 +97,40 @@ def escape_markdown(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def markdown_table(columns, numeric, rows) -> list[str]:
+    """A GitHub table of plain-text cells: numeric columns right-aligned and written as they are,
+    text columns escaped (names are user input)."""
+    return (["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---:" if number else "---" for number in numeric) + "|"]
+            + ["| " + " | ".join(cell if number else escape_markdown(cell)
+                                 for cell, number in zip(row, numeric)) + " |" for row in rows])
+
+
 def render_markdown(summary) -> str:
     """A heading and a GitHub table per problem, best optimizer first."""
     lines = ["# Leaderboard", "", escape_markdown(verdict_note(summary)), ""]
     for problem, rows in ranked(summary.table).groupby("problem", sort=True):
-        lines += [f"## {escape_markdown(problem)}", "",
-                  "| " + " | ".join(COLUMNS) + " |",
-                  "|" + "|".join("---:" if numeric else "---" for numeric in NUMERIC) + "|"]
-        for _, row in rows.iterrows():
-            name, *numbers = table_cells(row)
-            lines.append("| " + " | ".join([escape_markdown(name), *numbers]) + " |")
-        lines.append("")
-        lines += [escape_markdown(VERIFIED_NOTE), "",
-                  "| " + " | ".join(VERIFIED_COLUMNS) + " |", "|---|---:|---:|---:|---:|---|"]
-        lines += ["| " + " | ".join([escape_markdown(name), *cells[:4], escape_markdown(cells[4])])
-                  + " |" for name, *cells in verified_rows(rows)]
+        lines += [f"## {escape_markdown(problem)}", ""]
+        lines += markdown_table(COLUMNS, NUMERIC, [table_cells(row) for _, row in rows.iterrows()])
+        lines += ["", escape_markdown(VERIFIED_NOTE), ""]
+        lines += markdown_table(VERIFIED_COLUMNS, VERIFIED_NUMERIC, verified_rows(rows))
         lines.append("")
         headers, grid = fixed_target_grid(summary.fixed_target, problem)
         if grid:
-            lines += [escape_markdown(FIXED_TARGET_NOTE), "",
-                      "| Optimizer | " + " | ".join(headers) + " |",
-                      "|---|" + "---:|" * len(headers)]
-            lines += ["| " + " | ".join([escape_markdown(name), *cells]) + " |"
-                      for name, *cells in grid]
+            lines += [escape_markdown(FIXED_TARGET_NOTE), ""]
+            lines += markdown_table(["Optimizer", *headers], [False] + [True] * len(headers), grid)
             lines.append("")
     rows = across_rows(summary)
     if rows:
-        lines += ["## Across problems", "", escape_markdown(ranking_note(summary)), "",
-                  "| " + " | ".join(ACROSS_COLUMNS) + " |", "|---|---:|---:|---:|"]
-        lines += ["| " + " | ".join([escape_markdown(name), *cells]) + " |"
-                  for name, *cells in rows]
+        lines += ["## Across problems", "", escape_markdown(ranking_note(summary)), ""]
+        lines += markdown_table(ACROSS_COLUMNS, ACROSS_NUMERIC, rows)
         lines.append("")
-    lines += ["## Configurations", "", "| Entry | Optimizer | Budget | Repeats | Parameters |",
-              "|---|---|---:|---|---|"]
-    for row in summary.configurations.itertuples():
-        lines.append(f"| {escape_markdown(row.entry)} | {escape_markdown(row.optimizer)} | "
-                     f"{row.budget:,} | {COUNT_LABELS.get(row.count, row.count)} | "
-                     f"{escape_markdown(row.params)} |")
+    lines += ["## Configurations", ""]
+    lines += markdown_table(("Entry", "Optimizer", "Budget", "Repeats", "Parameters"),
+                            (False, False, True, False, False),
+                            [(row.entry, row.optimizer, f"{row.budget:,}",
+                              COUNT_LABELS.get(row.count, row.count), row.params)
+                             for row in summary.configurations.itertuples()])
     lines += ["", f"_Generated {escape_markdown(summary.generated)}._"]
     return "\n".join(lines) + "\n"
 
@@ -246,7 +243,8 @@ def cd_diagram(across: pd.DataFrame, difference: float) -> str:
     k = len(names)
     width, left, right, axis_y, step = 720, 190, 530, 46, 22
     half = (k + 1) // 2
-    height = axis_y + 40 + step * max(half, k - half) + 14 * len(cliques(ranks, difference))
+    bars = cliques(ranks, difference)
+    height = axis_y + 40 + step * max(half, k - half) + 14 * len(bars)
 
     def x(rank: float) -> float:
         return left + (rank - 1) / max(k - 1, 1) * (right - left)
@@ -264,7 +262,6 @@ def cd_diagram(across: pd.DataFrame, difference: float) -> str:
         parts.append(f'<g class="critical-difference"><line class="median" stroke="#1d2430" '
                      f'x1="{left}" y1="14" x2="{end:.2f}" y2="14"/><text class="tick-label" '
                      f'x="{left - 8}" y="18" text-anchor="end">CD = {difference:.2f}</text></g>')
-    bars = cliques(ranks, difference)
     for i, (first, last) in enumerate(bars):
         y = axis_y + 10 + 14 * i
         parts.append(f'<line class="clique" stroke="#1d2430" stroke-width="4" '
@@ -303,6 +300,7 @@ def across_rows(summary) -> list[tuple[str, ...]]:
 
 
 ACROSS_COLUMNS = ("Optimizer", "Problems scored", "Normalized score [95% CI]", "Average rank")
+ACROSS_NUMERIC = (False, True, True, True)
 
 
 def ranking_note(summary) -> str:
@@ -374,18 +372,26 @@ footer { color: #6b7685; font-size: 13px; }
 NUMBER_CLASS = ' class="num"'
 
 
+def html_rows_table(css_class: str, columns, numeric, rows, problem: str | None = None) -> str:
+    """An HTML table of plain-text cells (escaped here), one row per entry, named by its first
+    cell; numeric columns get the ``num`` class."""
+    header = "".join(f'<th scope="col"{NUMBER_CLASS if number else ""}>{html.escape(title)}</th>'
+                     for title, number in zip(columns, numeric))
+    body = []
+    for name, *cells in rows:
+        name = html.escape(name)
+        body.append(f'<tr data-optimizer="{name}"><td class="optimizer">{name}</td>'
+                    + "".join(f"<td{NUMBER_CLASS if number else ''}>{html.escape(cell)}</td>"
+                              for cell, number in zip(cells, numeric[1:])) + "</tr>")
+    data = "" if problem is None else f' data-problem="{html.escape(problem)}"'
+    return (f'<table class="{css_class}"{data}><thead><tr>{header}</tr></thead><tbody>\n'
+            + "\n".join(body) + "\n</tbody></table>")
+
+
 def html_table(problem: str, rows: pd.DataFrame) -> str:
     """The leaderboard table of one problem, rows already ranked."""
-    header = "".join(f'<th scope="col"{NUMBER_CLASS if numeric else ""}>{title}</th>'
-                     for title, numeric in zip(COLUMNS, NUMERIC))
-    body = []
-    for _, row in rows.iterrows():
-        name, *numbers = (html.escape(cell) for cell in table_cells(row))
-        body.append(f'<tr data-optimizer="{name}"><td class="optimizer">{name}</td>'
-                    + "".join(f"<td{NUMBER_CLASS if numeric else ''}>{cell}</td>"
-                              for cell, numeric in zip(numbers, NUMERIC[1:])) + "</tr>")
-    return (f'<table class="leaderboard" data-problem="{html.escape(problem)}">'
-            f"<thead><tr>{header}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>")
+    return html_rows_table("leaderboard", COLUMNS, NUMERIC,
+                           [table_cells(row) for _, row in rows.iterrows()], problem)
 
 
 def fixed_target_grid(fixed_target: pd.DataFrame, problem: str) -> tuple[list[str], list[list]]:
@@ -413,6 +419,7 @@ def fixed_target_grid(fixed_target: pd.DataFrame, problem: str) -> tuple[list[st
 
 VERIFIED_COLUMNS = ("Optimizer", "Feasible queries", "Distinct queries", "Diversity",
                     "Wall time per run", "Hardware")
+VERIFIED_NUMERIC = (False, True, True, True, True, False)
 VERIFIED_NOTE = ("Computed from each run's trace when it was collected, not reported by the "
                  "optimizer; medians over seeds. Diversity: mean pairwise normalized Hamming "
                  "distance of 500 queries drawn with a fixed seed.")
@@ -431,16 +438,9 @@ def verified_rows(rows: pd.DataFrame) -> list[tuple[str, ...]]:
 
 def verified_table(problem: str, rows: pd.DataFrame) -> str:
     """The verified-measures table of one problem (HTML)."""
-    header = "".join(f'<th scope="col"{NUMBER_CLASS if 0 < i < 5 else ""}>{title}</th>'
-                     for i, title in enumerate(VERIFIED_COLUMNS))
-    body = "\n".join(
-        f'<tr><td class="optimizer">{html.escape(name)}</td>'
-        + "".join(f"<td{NUMBER_CLASS}>{html.escape(cell)}</td>" for cell in cells[:4])
-        + f"<td>{html.escape(cells[4])}</td></tr>"
-        for name, *cells in verified_rows(rows))
     return (f'<p class="note">{html.escape(VERIFIED_NOTE)}</p>'
-            f'<table class="verified" data-problem="{html.escape(problem)}"><thead><tr>{header}'
-            f"</tr></thead><tbody>\n{body}\n</tbody></table>")
+            + html_rows_table("verified", VERIFIED_COLUMNS, VERIFIED_NUMERIC, verified_rows(rows),
+                              problem))
 
 
 FIXED_TARGET_NOTE = ("Expected running time (ERT) to reach each target value: charged evaluations "
@@ -453,14 +453,9 @@ def fixed_target_table(problem: str, fixed_target: pd.DataFrame) -> str:
     headers, grid = fixed_target_grid(fixed_target, problem)
     if not grid:
         return ""
-    header = "".join(f'<th scope="col"{NUMBER_CLASS}>{html.escape(h)}</th>' for h in headers)
-    body = "\n".join(
-        f'<tr><td class="optimizer">{html.escape(name)}</td>'
-        + "".join(f"<td{NUMBER_CLASS}>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
-        for name, *cells in grid)
     return (f'<p class="note">{html.escape(FIXED_TARGET_NOTE)}</p>'
-            f'<table class="fixed-target" data-problem="{html.escape(problem)}"><thead><tr>'
-            f'<th scope="col">Optimizer</th>{header}</tr></thead><tbody>\n{body}\n</tbody></table>')
+            + html_rows_table("fixed-target", ["Optimizer", *headers],
+                              [False] + [True] * len(headers), grid, problem))
 
 
 def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
@@ -509,19 +504,13 @@ def across_section(summary) -> str:
     rows = across_rows(summary)
     if not rows:
         return ""
-    header = "".join(f'<th scope="col"{NUMBER_CLASS if i else ""}>{title}</th>'
-                     for i, title in enumerate(ACROSS_COLUMNS))
-    body = "\n".join(
-        f'<tr data-optimizer="{html.escape(name)}"><td class="optimizer">{html.escape(name)}</td>'
-        + "".join(f"<td{NUMBER_CLASS}>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
-        for name, *cells in rows)
     ranking = summary.ranking
     diagram = (cd_diagram(summary.across, ranking["critical_difference"])
                if ranking.get("entries", 0) >= 2 and ranking.get("problems", 0) >= 2 else "")
     return (f'<section class="across-section">\n<h2>Across problems</h2>\n'
             f'<p class="note">{html.escape(ranking_note(summary))}</p>\n'
-            f'<table class="across"><thead><tr>{header}</tr></thead><tbody>\n{body}\n'
-            f"</tbody></table>\n{diagram}\n</section>")
+            f"{html_rows_table('across', ACROSS_COLUMNS, ACROSS_NUMERIC, rows)}\n{diagram}\n"
+            "</section>")
 
 
 def render_html(summary) -> str:
