@@ -24,6 +24,10 @@ def _list(args: argparse.Namespace) -> int:
     print("instances:")
     for name, entry in suite.instances().items():
         print(f"  {name:28s} {entry['spec']:45s} {entry.get('about', '')}")
+    print("families (instance seeds):")
+    for name, entry in suite.families().items():
+        seeds = ",".join(str(seed) for seed in entry["seeds"])
+        print(f"  {name:28s} {entry['spec'] + ' seeds ' + seeds:45s} {entry.get('about', '')}")
     return 0
 
 

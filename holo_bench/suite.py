@@ -4,6 +4,11 @@ A spec string names a function and its parameters by short keys, e.g.
 ``ehrlich:v=32,L=128,c=4,k=4,q=4,seed=7`` (``v`` states, length ``L``, ``c`` motifs of length
 ``k``, quantization ``q``, optional ``eps`` epistasis, ``seed``) or ``rmf:L=12,seed=3``. Named
 instances and suites are data, in ``suites.toml``.
+
+A family is a function's parameters without the instance seed, e.g. ``ehrlich:v=32,L=32,c=4,k=4,
+q=4``: its instances differ only in the seed that draws the transition matrix, motifs and
+spacings. A named family lists its instance seeds, and runs on each of them (as spec strings), so a
+result does not hinge on one draw; the leaderboard aggregates a family's instances together.
 """
 
 from __future__ import annotations
@@ -31,6 +36,24 @@ def instances() -> dict[str, dict]:
 def suites() -> dict[str, list[str]]:
     """Named suites: name -> instance names."""
     return dict(_catalog()["suites"])
+
+
+def families() -> dict[str, dict]:
+    """Named families: name -> ``{"spec": <spec without seed>, "seeds": [...], "about": ...}``."""
+    return dict(_catalog().get("families", {}))
+
+
+def family_members(name: str) -> list[str]:
+    """The instances of a named family, as spec strings, in the order of its seeds."""
+    family = families()[name]
+    return [f"{family['spec']},seed={seed}" for seed in family["seeds"]]
+
+
+def family_spec(spec: str) -> str:
+    """The family of an instance: its canonical spec string without the ``seed`` item."""
+    name, _, params = make_function(spec).spec.partition(":")
+    return f"{name}:" + ",".join(item for item in params.split(",")
+                                 if not item.startswith("seed="))
 
 
 def regression_suites() -> dict[str, dict]:
@@ -72,9 +95,11 @@ def make_function(name_or_spec: str) -> TestFunction:
 
 
 def resolve_problems(names: list[str]) -> list[str]:
-    """Expand suite names into instance names; instance names and spec strings pass through."""
-    known = suites()
+    """Expand suite names into their members and family names into their instances' spec
+    strings; instance names and spec strings pass through."""
+    known, named_families = suites(), families()
     problems = []
     for name in names:
-        problems.extend(known.get(name, [name]))
+        for member in known.get(name, [name]):
+            problems.extend(family_members(member) if member in named_families else [member])
     return problems

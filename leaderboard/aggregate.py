@@ -18,6 +18,13 @@ Each row also holds its verdicts against a reference optimizer (``ga`` unless to
 the same problem, on final regret and on AUC (``leaderboard.stats``: one-sided Mann-Whitney U
 tests, Holm-adjusted over every p-value of the table), and 95% bootstrap intervals of the median
 final regret and of the mean AUC.
+
+A problem on the leaderboard is a family (``holo_bench.suite.family_spec``): every instance with
+the same parameters, whatever its seed, and every run on them are pooled, and the table shows how
+many instances and runs each row holds. A family with one instance keeps its problem's name; one
+with several takes its name in ``suites.toml`` (or its spec without the seed). An entry is tested
+against the reference only where both ran on the same instances, so that a pooled comparison is
+not a comparison of instances.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from holo_bench.measures import evaluation_grid
+from holo_bench.suite import families, family_spec
 from leaderboard import stats
 from leaderboard.store import read_store
 
@@ -51,6 +59,8 @@ class Summary:
     ecdf: pd.DataFrame
     generated: str
     reference: str = "ga"  # the entry every other is tested against, per problem
+    # problem (its label on the page), family (spec without seed), about (its instances in words)
+    problems: pd.DataFrame = field(default_factory=pd.DataFrame)
     # problem, optimizer, target, runs, successes, success_rate, ert
     fixed_target: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per entry: problems, normalized score and its interval, average rank (see ``_across``)
@@ -97,10 +107,51 @@ def _name_entries(frame: pd.DataFrame, names: dict) -> pd.DataFrame:
     return frame.assign(optimizer=named).drop(columns="config")
 
 
+def problem_labels(specs: dict[str, str]) -> dict[str, str]:
+    """Problem name -> the name of its family on the leaderboard (see the module docstring), for
+    the problems ``specs`` maps to their instances' spec strings."""
+    named = {family_spec(f"{family['spec']},seed={family['seeds'][0]}"): name
+             for name, family in families().items()}
+    by_family: dict[str, dict[str, list[str]]] = {}
+    for problem, spec in specs.items():
+        by_family.setdefault(family_spec(spec), {}).setdefault(spec, []).append(problem)
+    labels = {}
+    for family, instances in by_family.items():
+        problems = [problem for names in instances.values() for problem in names]
+        label = min(problems) if len(instances) == 1 else named.get(family, family)
+        labels.update(dict.fromkeys(problems, label))
+    return labels
+
+
+def _pool_families(runs, curves, targets, rounds):
+    """The frames with each problem replaced by its family's label and an ``instance`` column
+    (the instance's spec), and the families described."""
+    spec_of = dict(zip(runs["problem"], runs["spec"]))
+    labels = problem_labels(spec_of)
+
+    def pooled(frame):
+        if frame is None or frame.empty:
+            return frame
+        return frame.assign(instance=frame["problem"].map(spec_of),
+                            problem=frame["problem"].map(labels))
+
+    rows = []
+    for label, group in pooled(runs).groupby("problem", sort=True):
+        instances = sorted(set(group["instance"]))
+        family = family_spec(instances[0])
+        seeds = ", ".join(sorted((spec.rpartition("seed=")[2] for spec in instances), key=int))
+        rows.append({"problem": label, "family": family,
+                     "about": instances[0] if len(instances) == 1 else
+                     f"{len(instances)} instances of {family}, instance seeds {seeds}"})
+    problems = pd.DataFrame(rows, columns=["problem", "family", "about"])
+    return (*(pooled(frame) for frame in (runs, curves, targets, rounds)), problems)
+
+
 def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
               rounds: pd.DataFrame | None = None, reference: str = "ga") -> Summary:
     """Aggregate the store's frames (see ``leaderboard.store.read_store``); ``reference`` names
     the entry the verdicts compare with."""
+    runs, curves, targets, rounds, problems = _pool_families(runs, curves, targets, rounds)
     names = entry_names(runs)
     configurations = pd.DataFrame(
         [{"entry": names[(row.optimizer, row.config)], "optimizer": row.optimizer_name,
@@ -111,10 +162,11 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
     rounds = _name_entries(rounds, names) if rounds is not None else None
     auc = {
         key: _auc(group["evaluations"].to_numpy(), group["regret"].to_numpy())
-        for key, group in curves.groupby(["problem", "optimizer", "seed"])
+        for key, group in curves.groupby(["problem", "optimizer", "instance", "seed"])
     }
     runs = runs.assign(
-        auc=[auc[(p, o, s)] for p, o, s in zip(runs["problem"], runs["optimizer"], runs["seed"])],
+        auc=[auc[key] for key in zip(runs["problem"], runs["optimizer"], runs["instance"],
+                                     runs["seed"])],
         to_solve=runs["evals_to_solve"].astype(float).fillna(np.inf),
     )
     rows = []
@@ -123,7 +175,8 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
         regret_low, regret_high = stats.bootstrap_interval(final, np.median)
         auc_low, auc_high = stats.bootstrap_interval(group["auc"].to_numpy(), np.mean)
         rows.append({
-            "problem": problem, "optimizer": optimizer, "seeds": len(group),
+            "problem": problem, "optimizer": optimizer,
+            "instances": group["instance"].nunique(), "seeds": len(group),
             "budget": int(group["budget"].max()), "count": group["count"].iloc[0],
             "median_regret": float(np.median(final)),
             "q25_regret": float(np.percentile(final, 25)),
@@ -138,7 +191,8 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
             "median_seconds": float(group["seconds"].median()),
             "hardware": "; ".join(sorted({_hardware_text(h) for h in group["hardware"]})),
         })
-    table = pd.DataFrame(rows, columns=["problem", "optimizer", "seeds", "budget", "count",
+    table = pd.DataFrame(rows, columns=["problem", "optimizer", "instances", "seeds", "budget",
+                                        "count",
                                         "median_regret", "q25_regret", "q75_regret",
                                         "median_evals_to_solve", "fraction_solved", "auc",
                                         "regret_ci_low", "regret_ci_high", "auc_ci_low",
@@ -153,7 +207,8 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
     }).reset_index()
     return Summary(table=table, curves=curve_table, ecdf=_ecdf(targets),
                    generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                   reference=reference, fixed_target=_fixed_target(targets), across=across,
+                   reference=reference, problems=problems,
+                   fixed_target=_fixed_target(targets), across=across,
                    ranking=ranking,
                    rounds=_rounds(rounds), configurations=configurations)
 
@@ -239,31 +294,33 @@ def _hardware_text(hardware: str) -> str:
 
 def _verdicts(table: pd.DataFrame, runs: pd.DataFrame, reference: str) -> pd.DataFrame:
     """Add, per row and metric, Holm-adjusted p-values of "lower than the reference" and "higher
-    than the reference" (NaN for the reference itself and where it has no runs) and the verdict:
-    better, worse, no evidence, reference, or "" (nothing to compare with)."""
+    than the reference" (NaN for the reference itself and where it has no runs on the same
+    instances) and the verdict: better, worse, no evidence, reference, or "" (nothing to compare
+    with)."""
     by_entry = {key: group for key, group in runs.groupby(["problem", "optimizer"])}
     raw = {f"p_{metric}_{side}": [] for metric in VERDICT_METRICS for side in ("lower", "higher")}
+    comparable = []
     for row in table.itertuples():
         base = by_entry.get((row.problem, reference))
+        mine = by_entry[(row.problem, row.optimizer)]
+        comparable.append(base is not None and row.optimizer != reference
+                          and set(base["instance"]) == set(mine["instance"]))
         for metric, column in VERDICT_METRICS.items():
-            if base is None or row.optimizer == reference:
+            if not comparable[-1]:
                 lower = higher = float("nan")
             else:
-                lower, higher = stats.one_sided_p(by_entry[(row.problem, row.optimizer)][column],
-                                                  base[column])
+                lower, higher = stats.one_sided_p(mine[column], base[column])
             raw[f"p_{metric}_lower"].append(lower)
             raw[f"p_{metric}_higher"].append(higher)
     names = list(raw)
     adjusted = stats.holm(np.concatenate([raw[name] for name in names])).reshape(len(names), -1)
     table = table.assign(**dict(zip(names, adjusted)))
-    has_reference = {problem for problem, optimizer in by_entry if optimizer == reference}
     for metric in VERDICT_METRICS:
         table[f"verdict_{metric}"] = [
             stats.REFERENCE if row.optimizer == reference
-            else "" if row.problem not in has_reference
             else stats.verdict(getattr(row, f"p_{metric}_lower"),
-                               getattr(row, f"p_{metric}_higher"))
-            for row in table.itertuples()]
+                               getattr(row, f"p_{metric}_higher")) if tested
+            else "" for row, tested in zip(table.itertuples(), comparable)]
     return table
 
 

@@ -19,10 +19,10 @@ import pandas as pd
 from leaderboard.aggregate import ROUND_METRICS
 from leaderboard.stats import ALPHA
 
-COLUMNS = ("Optimizer", "Seeds", "Budget", "Repeats", "Median final regret [IQR]",
-           "95% CI of the median", "Median evaluations to solve", "Seeds solved",
+COLUMNS = ("Optimizer", "Instances", "Runs", "Budget", "Repeats", "Median final regret [IQR]",
+           "95% CI of the median", "Median evaluations to solve", "Runs solved",
            "Mean AUC [95% CI]", "Regret vs reference", "AUC vs reference")
-NUMERIC = (False, True, True, False, True, True, True, True, True, False, False)
+NUMERIC = (False, True, True, True, False, True, True, True, True, True, False, False)
 # How each counting rule reads in a table: whether a repeated query costs an evaluation.
 COUNT_LABELS = {"distinct": "free", "all": "charged"}
 
@@ -44,6 +44,7 @@ def table_cells(row: pd.Series) -> tuple[str, ...]:
     evals = row["median_evals_to_solve"]
     return (
         str(row["optimizer"]),
+        str(int(row["instances"])),
         str(int(row["seeds"])),
         f"{int(row['budget']):,}",
         COUNT_LABELS.get(row["count"], str(row["count"])),
@@ -63,7 +64,8 @@ def _interval(low: float, high: float) -> str:
 
 def verdict_cell(row: pd.Series, metric: str) -> str:
     """The verdict on ``metric`` against the reference with its Holm-adjusted p-value (of the
-    direction that was tested as more likely); "—" where the problem has no reference runs."""
+    direction that was tested as more likely); "—" where the reference has no runs on the same
+    instances."""
     verdict = row[f"verdict_{metric}"]
     if verdict in ("", "reference"):
         return verdict or "—"
@@ -74,10 +76,18 @@ def verdict_cell(row: pd.Series, metric: str) -> str:
 def verdict_note(summary) -> str:
     """How to read the verdict columns (plain text, shared by both formats)."""
     return (f"Verdicts compare each optimizer with {summary.reference} on the same problem: "
-            "one-sided Mann-Whitney U tests of the seeds' final regrets and AUCs (lower is "
+            "one-sided Mann-Whitney U tests of the runs' final regrets and AUCs (lower is "
             "better), Holm-adjusted over every test on the page, at alpha = "
-            f"{ALPHA}. \"no evidence\" is not a tie: with few seeds, real differences go "
-            "undetected. The 95% CIs are percentile bootstrap intervals over seeds.")
+            f"{ALPHA}. \"no evidence\" is not a tie: with few runs, real differences go "
+            "undetected. The 95% CIs are percentile bootstrap intervals over runs. A problem "
+            "pools every instance of its parameters (a family) and every run seed on each; "
+            f"\"—\" means {summary.reference} was not run on the same instances.")
+
+
+def about(summary, problem: str) -> str:
+    """The instances a problem's rows pool, in words (plain text)."""
+    rows = summary.problems[summary.problems["problem"] == problem]
+    return f"Instances: {rows['about'].iloc[0]}." if len(rows) else ""
 
 
 def colors(summary) -> dict[str, str]:
@@ -110,7 +120,8 @@ def render_markdown(summary) -> str:
     """A heading and a GitHub table per problem, best optimizer first."""
     lines = ["# Leaderboard", "", escape_markdown(verdict_note(summary)), ""]
     for problem, rows in ranked(summary.table).groupby("problem", sort=True):
-        lines += [f"## {escape_markdown(problem)}", ""]
+        lines += [f"## {escape_markdown(problem)}", "", escape_markdown(about(summary, problem)),
+                  ""]
         lines += markdown_table(COLUMNS, NUMERIC, [table_cells(row) for _, row in rows.iterrows()])
         lines += ["", escape_markdown(VERIFIED_NOTE), ""]
         lines += markdown_table(VERIFIED_COLUMNS, VERIFIED_NUMERIC, verified_rows(rows))
@@ -309,7 +320,7 @@ def ranking_note(summary) -> str:
     text = ("Normalized score: an optimizer's median final regret over random search's on the "
             "same problem (0 is the optimum, 1 is random search), averaged over the problems "
             "where random search ran and did not solve at the median; the interval resamples "
-            "each problem's seeds. Average rank: by median final regret, over the problems, "
+            "each problem's runs. Average rank: by median final regret, over the problems, "
             "among the optimizers run on every problem. ")
     if not ranking or not np.isfinite(ranking.get("friedman_p", np.nan)):
         return text + ("Friedman's test needs at least 3 such optimizers and 2 problems; this "
@@ -421,7 +432,7 @@ VERIFIED_COLUMNS = ("Optimizer", "Feasible queries", "Distinct queries", "Divers
                     "Wall time per run", "Hardware")
 VERIFIED_NUMERIC = (False, True, True, True, True, False)
 VERIFIED_NOTE = ("Computed from each run's trace when it was collected, not reported by the "
-                 "optimizer; medians over seeds. Diversity: mean pairwise normalized Hamming "
+                 "optimizer; medians over runs. Diversity: mean pairwise normalized Hamming "
                  "distance of 500 queries drawn with a fixed seed.")
 
 
@@ -459,7 +470,7 @@ def fixed_target_table(problem: str, fixed_target: pd.DataFrame) -> str:
 
 
 def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
-    """Per-round diagnostics the optimizers reported (LLOME), median over seeds; '' if none."""
+    """Per-round diagnostics the optimizers reported (LLOME), median over runs; '' if none."""
     if rounds is None or rounds.empty:
         return ""
     rows = rounds[rounds["problem"] == problem]
@@ -477,10 +488,10 @@ def rounds_table(problem: str, rounds: pd.DataFrame) -> str:
                     f'<td{NUMBER_CLASS}>{int(row["round"])}</td>'
                     f"<td{NUMBER_CLASS}>{int(row['seeds'])}</td>{cells}</tr>")
     return (f'<details class="rounds"><summary>Per-round diagnostics reported by the optimizers '
-            f"(median over seeds; not verified)</summary>"
+            f"(median over runs; not verified)</summary>"
             f'<table class="rounds" data-problem="{html.escape(problem)}"><thead><tr>'
             f'<th scope="col">Optimizer</th><th scope="col"{NUMBER_CLASS}>round</th>'
-            f'<th scope="col"{NUMBER_CLASS}>seeds</th>{header}</tr></thead><tbody>\n'
+            f'<th scope="col"{NUMBER_CLASS}>runs</th>{header}</tr></thead><tbody>\n'
             + "\n".join(body) + "\n</tbody></table></details>")
 
 
@@ -527,6 +538,7 @@ def render_html(summary) -> str:
         targets = fixed_target_table(str(problem), summary.fixed_target)
         verified = verified_table(str(problem), rows)
         sections.append(f'<section class="problem" data-problem="{name}">\n<h2>{name}</h2>\n'
+                        f'<p class="about">{html.escape(about(summary, problem))}</p>\n'
                         f"{html_table(str(problem), rows)}\n{plot}\n{targets}\n{verified}\n"
                         f"{details}</section>")
     ecdf = line_band_plot(series_by_optimizer(summary.ecdf, palette, "fraction"), "ecdf",
@@ -547,7 +559,7 @@ def render_html(summary) -> str:
 <p class="lede">Regret is the gap to the optimal value after the given number of charged oracle
 evaluations (0 is solved); lower is better, and so is AUC, the normalized area under the regret
 curve on a log axis. The IQR and the plots' bands span the 25th to 75th percentile over
-seeds. "Repeats" says whether a repeated query of a sequence cost an evaluation (charged) or not
+runs. "Repeats" says whether a repeated query of a sequence cost an evaluation (charged) or not
 (free).</p>
 <p class="lede">{html.escape(verdict_note(summary))}</p>
 {problems}

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_render import SCRIPT, make_summary
+from test_render import ABOUT_EHRLICH, SCRIPT, make_summary
 
 from leaderboard.render import write_leaderboard
 
@@ -68,12 +68,14 @@ def test_tables_show_ranked_rows_per_problem(browser):
     tables = elements(browser, "table.leaderboard")
     assert [t.get_attribute("data-problem") for t in tables] == ["ehrlich-4x4", "tfbind_8"]
     rows = [[td.text for td in elements(tr, "td")] for tr in elements(tables[0], "tbody tr")]
-    assert rows[0] == ["a|b", "5", "1,000", "free", "0.250 [0.000, 0.500]", "[0.000, 0.500]",
+    assert rows[0] == ["a|b", "3", "5", "1,000", "free", "0.250 [0.000, 0.500]", "[0.000, 0.500]",
                        "300", "2/5", "0.200 [0.100, 0.300]", "no evidence (p=0.21)",
                        "better (p=0.012)"]
     assert [row[-2:] for row in rows[1:3]] == [["reference", "reference"],
                                                ["worse (p=0.031)", "worse (p=0.0042)"]]
     assert [row[0] for row in rows] == ["a|b", "ga", "random", SCRIPT]
+    about = [p.text for p in elements(browser, "section.problem p.about")]
+    assert about == [f"Instances: {ABOUT_EHRLICH}.", "Instances: rmf:L=8,seed=1."]
 
 
 def test_plots_are_drawn_with_nonzero_size(browser):

@@ -12,6 +12,7 @@ import pytest
 from leaderboard.aggregate import Summary
 from leaderboard.render import (
     cliques,
+    escape_markdown,
     ranking_note,
     render_html,
     render_markdown,
@@ -43,15 +44,16 @@ VERDICTS = [
 ]
 # ehrlich-4x4 in rank order: the tie at 0.25 goes to the lower AUC.
 EHRLICH_MARKDOWN = [
-    r"| a\|b | 5 | 1,000 | free | 0.250 [0.000, 0.500] | [0.000, 0.500] | 300 | 2/5 "
+    r"| a\|b | 3 | 5 | 1,000 | free | 0.250 [0.000, 0.500] | [0.000, 0.500] | 300 | 2/5 "
     "| 0.200 [0.100, 0.300] | no evidence (p=0.21) | better (p=0.012) |",
-    "| ga | 5 | 1,000 | free | 0.250 [0.125, 0.500] | [0.125, 0.500] | 640 | 3/5 "
+    "| ga | 3 | 5 | 1,000 | free | 0.250 [0.125, 0.500] | [0.125, 0.500] | 640 | 3/5 "
     "| 0.300 [0.250, 0.350] | reference | reference |",
-    "| random | 5 | 1,000 | free | 0.578 [0.438, 0.578] | [0.438, 0.578] | — | 0/5 "
+    "| random | 3 | 5 | 1,000 | free | 0.578 [0.438, 0.578] | [0.438, 0.578] | — | 0/5 "
     "| 0.700 [0.600, 0.800] | worse (p=0.031) | worse (p=0.0042) |",
-    "| &lt;script&gt;alert(1)&lt;/script&gt; | 3 | 1,000 | free | 1.000 [1.000, 1.000] "
+    "| &lt;script&gt;alert(1)&lt;/script&gt; | 3 | 3 | 1,000 | free | 1.000 [1.000, 1.000] "
     "| [1.000, 1.000] | — | 0/3 | 1.000 — | no evidence (p=0.11) | no evidence (p=0.2) |",
 ]
+ABOUT_EHRLICH = "3 instances of ehrlich:v=4,L=4,c=1,k=2,q=2, instance seeds 1, 2, 3"
 # ga's regret curve on ehrlich-4x4, whose geometry the plot tests check; it ends at ga's table row.
 GA_MEDIAN = [1.0, 0.5, 0.25, 0.25]
 GA_Q25, GA_Q75 = [0.75, 0.25, 0.125, 0.125], [1.0, 0.75, 0.5, 0.5]
@@ -65,7 +67,7 @@ def make_summary() -> Summary:
     table = pd.DataFrame(ROWS, columns=[
         "problem", "optimizer", "seeds", "median_regret", "q25_regret", "q75_regret",
         "median_evals_to_solve", "fraction_solved", "auc",
-    ]).assign(budget=1000, count="distinct")
+    ]).assign(budget=1000, count="distinct", instances=[1, 1, 3, 3, 3, 3])
     table[["regret_ci_low", "regret_ci_high", "auc_ci_low", "auc_ci_high", "p_regret_lower",
            "p_regret_higher", "p_auc_lower", "p_auc_higher"]] = [row[:8] for row in VERDICTS]
     table["verdict_regret"] = [row[8] for row in VERDICTS]
@@ -102,8 +104,13 @@ def make_summary() -> Summary:
         columns=["optimizer", "problems", "scored_problems", "normalized_score", "score_ci_low",
                  "score_ci_high", "average_rank"])
     ranking = {"problems": 2, "entries": 2, "friedman_p": math.nan, "critical_difference": 1.386}
+    problems = pd.DataFrame(
+        [("tfbind_8", "rmf:L=8", "rmf:L=8,seed=1"),
+         ("ehrlich-4x4", "ehrlich:v=4,L=4,c=1,k=2,q=2", ABOUT_EHRLICH)],
+        columns=["problem", "family", "about"])
     return Summary(table=table, curves=pd.concat(curves, ignore_index=True), ecdf=ecdf,
                    generated="2024-05-01 12:00:00 UTC", configurations=configurations,
+                   problems=problems,
                    fixed_target=fixed_target, across=across, ranking=ranking)
 
 
@@ -191,9 +198,19 @@ def test_markdown_has_a_heading_and_table_per_problem_in_sorted_order(markdown):
 
 def test_markdown_rows_are_ranked_by_median_regret_then_auc(markdown):
     ehrlich = markdown.split("## ")[1].splitlines()
-    assert ehrlich[2].startswith("| Optimizer | Seeds | Budget | Repeats "
+    assert ehrlich[4].startswith("| Optimizer | Instances | Runs | Budget | Repeats "
                                  "| Median final regret [IQR] |")
-    assert ehrlich[4:8] == EHRLICH_MARKDOWN
+    assert ehrlich[6:10] == EHRLICH_MARKDOWN
+
+
+def test_each_problem_says_which_instances_it_pools_in_both_formats(markdown, dom):
+    ehrlich = markdown.split("## ")[1].splitlines()
+    assert ehrlich[2] == escape_markdown(f"Instances: {ABOUT_EHRLICH}.")
+    shown = {section.get("data-problem"): [p.text for p in section.iter("p")
+                                           if p.get("class") == "about"]
+             for section in dom.iter("section") if section.get("class") == "problem"}
+    assert shown == {"ehrlich-4x4": [f"Instances: {ABOUT_EHRLICH}."],
+                     "tfbind_8": ["Instances: rmf:L=8,seed=1."]}
 
 
 def test_markdown_escapes_names_so_every_row_keeps_its_cells(markdown):
@@ -202,9 +219,9 @@ def test_markdown_escapes_names_so_every_row_keeps_its_cells(markdown):
     boards, across = boards.split("## Across problems")
     rows = [line for line in boards.splitlines() if line.startswith("|")]
     cells = [len(re.split(r"(?<!\\)\|", row)) for row in rows]
-    # 11 cells per leaderboard row, 6 per verified-measures row, 3 per fixed-target row (header,
+    # 12 cells per leaderboard row, 6 per verified-measures row, 3 per fixed-target row (header,
     # rule, ga, the script name)
-    assert cells.count(13) == 10 and cells.count(8) == 10 and cells.count(5) == 4
+    assert cells.count(14) == 10 and cells.count(8) == 10 and cells.count(5) == 4
     assert len(cells) == 24
     rows = [line for line in across.splitlines() if line.startswith("|")]
     assert len(rows) == 6 and all(len(re.split(r"(?<!\\)\|", row)) == 6 for row in rows)

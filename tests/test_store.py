@@ -301,3 +301,57 @@ def test_a_file_that_is_not_a_store_gets_a_clear_error(tmp_path):
         connection.execute("CREATE TABLE runs (run_key TEXT PRIMARY KEY)")
     with pytest.raises(StoreError, match="holo-bench 0.1"):
         collect(tmp_path, old)
+
+
+def test_a_family_pools_its_instances_and_runs_and_compares_only_like_with_like(tmp_path):
+    """Two instances of one parameter set (seeds 2 and 3 of the tiny Ehrlich), ga and random on
+    both, and a ga configuration on one only: one row per entry for the family, holding both
+    instances' runs, whose numbers are recomputed here from the runs pooled by hand."""
+    from scipy.stats import mannwhitneyu
+
+    family = "ehrlich:v=4,L=8,c=2,k=2,q=2"
+    instances = [f"{family},seed=2", f"{family},seed=3"]
+    params = {"ga": {"num_particles": 20}, "random": {"batch_size": 20}}
+    jobs = [make_job(o, p, s, 400, tmp_path / "runs", params[o])
+            for o in ("ga", "random") for p in instances for s in range(3)]
+    jobs += [make_job("ga", instances[0], s, 400, tmp_path / "runs", {"num_particles": 30},
+                      label="ga-one") for s in range(3)]
+    run_grid(jobs, workers=1, progress=False)
+    collect(tmp_path / "runs", tmp_path / "store.sqlite")
+    summary = summarize_store(tmp_path / "store.sqlite")
+    table = summary.table.set_index("optimizer")
+    assert set(table["problem"]) == {family}  # an unnamed family is labelled by its spec
+    assert table.loc["ga", "instances"] == 2 and table.loc["ga", "seeds"] == 6
+    assert table.loc["ga-one", "instances"] == 1 and table.loc["ga-one", "seeds"] == 3
+    finals = {}
+    for (optimizer, _, _), rows in load_runs(tmp_path / "runs").groupby(
+            ["optimizer", "problem", "seed"]):
+        finals.setdefault(optimizer, []).append(rows["regret"].iloc[-1])
+    assert table.loc["random", "median_regret"] == np.median(finals["random"])
+    aucs = {}
+    for (_, optimizer), values in summary_aucs(tmp_path / "store.sqlite").items():
+        aucs.setdefault(optimizer, []).extend(values)
+    assert table.loc["random", "auc"] == pytest.approx(np.mean(aucs["random"]))
+    raw = {(metric, side): mannwhitneyu(pooled["random"], pooled["ga"],
+                                        alternative=alternative).pvalue
+           for metric, pooled in (("regret", finals), ("auc", aucs))
+           for side, alternative in (("lower", "less"), ("higher", "greater"))}
+    running = 0.0
+    for rank, (metric, side) in enumerate(sorted(raw, key=raw.get)):  # Holm over the 4 tests
+        running = max(running, min(1.0, (len(raw) - rank) * raw[(metric, side)]))
+        assert table.loc["random", f"p_{metric}_{side}"] == pytest.approx(running)
+    # ga-one ran on one of the two instances: no verdict against ga
+    assert table.loc["ga-one", "verdict_regret"] == "" and np.isnan(
+        table.loc["ga-one", "p_regret_lower"])
+    about = summary.problems.set_index("problem").loc[family, "about"]
+    assert about == f"2 instances of {family}, instance seeds 2, 3"
+
+
+def test_a_named_family_takes_its_name_and_a_lone_instance_keeps_its_own():
+    from leaderboard.aggregate import problem_labels
+
+    f2 = "ehrlich:v=32,L=32,c=4,k=4,q=4"
+    assert problem_labels({"f2": f"{f2},seed=50494", "f2_seed1": f"{f2},seed=1",
+                           "smoke_rmf": "rmf:L=12,seed=3"}) == {
+        "f2": "f2_family", "f2_seed1": "f2_family", "smoke_rmf": "smoke_rmf"}
+    assert problem_labels({"f2": f"{f2},seed=50494"}) == {"f2": "f2"}

@@ -5,7 +5,15 @@ import pytest
 
 from harness.cli import main
 from holo_bench import Ehrlich, RoughMtFuji, make_function
-from holo_bench.suite import instances, parse_spec, resolve_problems, suites
+from holo_bench.suite import (
+    families,
+    family_members,
+    family_spec,
+    instances,
+    parse_spec,
+    resolve_problems,
+    suites,
+)
 
 
 def test_spec_string_builds_the_instance():
@@ -39,13 +47,41 @@ def test_named_instances_have_the_published_parameters():
     assert fig5.random_seed == 0
 
 
-def test_suites_name_known_instances():
-    known = instances()
+def test_suites_name_known_instances_and_families():
+    known = set(instances()) | set(families())
     for members in suites().values():
         assert all(name in known for name in members)
     assert len(suites()["bbo"]) == 6
     assert (resolve_problems(["smoke", "f2", "rmf:L=4,seed=1"])
             == suites()["smoke"] + ["f2", "rmf:L=4,seed=1"])
+
+
+def test_a_family_runs_on_each_of_its_instance_seeds():
+    assert resolve_problems(["f2_family"]) == [f"ehrlich:v=32,L=32,c=4,k=4,q=4,seed={seed}"
+                                               for seed in (50494, 1, 2)]
+    assert resolve_problems(["families"]) == (resolve_problems(["f2_family"])
+                                              + resolve_problems(["ehr_l128_family"]))
+    # f2_family's instances are the named f2, f2_seed1 and f2_seed2, bit for bit
+    for name, member in zip(("f2", "f2_seed1", "f2_seed2"), family_members("f2_family")):
+        assert make_function(member).spec == make_function(name).spec
+
+
+@pytest.mark.parametrize("name", sorted(families()))
+def test_every_family_is_a_seedless_spec_over_distinct_seeds(name):
+    family = families()[name]
+    assert name not in instances() and name not in suites()
+    assert "seed" not in family["spec"] and len(set(family["seeds"])) == len(family["seeds"]) > 1
+    assert {family_spec(member) for member in family_members(name)} == {
+        family_spec(f"{family['spec']},seed=0")}
+
+
+def test_family_spec_drops_only_the_seed():
+    assert family_spec("f2") == "ehrlich:v=32,L=32,c=4,k=4,q=4"
+    assert family_spec("f2_seed1") == family_spec("ehr_v-32_l-032_m-4_c-4_q-4")
+    assert family_spec("ehr_v-32_l-032_m-4_c-4_q-2") != family_spec("f2")
+    assert family_spec("ehrlich:v=8,L=16,c=2,k=4,q=4,eps=0.5,seed=3") == (
+        "ehrlich:v=8,L=16,c=2,k=4,q=4,eps=0.5")
+    assert family_spec("rmf:L=12,seed=3") == family_spec("rmf:L=12,seed=4")
 
 
 def test_epistasis_and_rmf_specs():
