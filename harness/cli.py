@@ -204,6 +204,18 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from leaderboard.export import export
+
+    report = export(args.runs, args.out, args.format)
+    print(f"{len(report.exported)} runs exported to {args.out} ({args.format}), "
+          f"{len(report.duplicates)} duplicates, {len(report.skipped)} unfinished skipped, "
+          f"{len(report.rejected)} rejected")
+    for folder, reason in report.rejected.items():
+        print(f"REJECTED {folder}: {reason}", file=sys.stderr)
+    return 1 if report.rejected else 0
+
+
 def _leaderboard(args: argparse.Namespace) -> int:
     from leaderboard.aggregate import summarize_store
     from leaderboard.render import render_markdown, write_leaderboard
@@ -305,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--reference", default="ga",
                        help="the entry every other is tested against, per problem (default: ga)")
     board.set_defaults(func=_leaderboard)
+
+    exporter = commands.add_parser(
+        "export", help="write verified runs as CSV (every query) or in IOHprofiler's format "
+        "(for IOHanalyzer; needs the `ioh` extra)")
+    exporter.add_argument("runs", help="folder of run folders")
+    exporter.add_argument("--format", choices=["csv", "ioh"], required=True)
+    exporter.add_argument("--out", required=True,
+                          help="the CSV file to write, or a new folder for the IOH format")
+    exporter.set_defaults(func=_export)
 
     gate = commands.add_parser(
         "regress", help="rerun a seeded regression suite and compare with its baseline")

@@ -86,7 +86,8 @@ def entry_names(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
     """(label, config) -> the entry's display name: the label, plus what differs between its
     configurations when it has several."""
     names = {}
-    for label, group in runs.drop_duplicates("config").groupby("optimizer", sort=True):
+    for label, group in runs.drop_duplicates(["optimizer", "config"]).groupby("optimizer",
+                                                                            sort=True):
         if len(group) == 1:
             names[(label, group["config"].iloc[0])] = label
             continue

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from harness.executors import run_grid
@@ -355,3 +356,16 @@ def test_a_named_family_takes_its_name_and_a_lone_instance_keeps_its_own():
                            "smoke_rmf": "rmf:L=12,seed=3"}) == {
         "f2": "f2_family", "f2_seed1": "f2_family", "smoke_rmf": "smoke_rmf"}
     assert problem_labels({"f2": f"{f2},seed=50494"}) == {"f2": "f2"}
+
+
+def test_two_labels_may_share_a_configuration():
+    """Each label names its own entry even when another label ran the very same configuration."""
+    from leaderboard.aggregate import entry_names
+
+    runs = pd.DataFrame([("ga", "c1", "ga", 100, "distinct", "{}"),
+                         ("mine", "c1", "ga", 100, "distinct", "{}"),
+                         ("mine", "c2", "ga", 200, "distinct", "{}")],
+                        columns=["optimizer", "config", "optimizer_name", "budget", "count",
+                                 "params"])
+    assert entry_names(runs) == {("ga", "c1"): "ga", ("mine", "c1"): "mine [budget=100]",
+                                 ("mine", "c2"): "mine [budget=200]"}
