@@ -1,4 +1,5 @@
-"""Optimizers by name: the built-ins, third-party ones, and ``module:Class`` paths.
+"""Optimizers by name: the built-ins, third-party ones, ``ng:NAME`` (any optimizer in nevergrad's
+registry, ``optimizers.nevergrad``) and ``module:Class`` paths.
 
 Third-party packages register optimizers in their own metadata, e.g. in ``pyproject.toml``::
 
@@ -15,6 +16,8 @@ from importlib.metadata import entry_points
 
 from holo_bench.params import close_matches
 from optimizers.base import NoParams, Optimizer
+from optimizers.nevergrad import PREFIX as NEVERGRAD
+from optimizers.nevergrad import nevergrad_class
 
 ENTRY_POINT_GROUP = "holo_bench.optimizers"
 
@@ -37,13 +40,16 @@ def available() -> dict[str, str]:
 
 
 def optimizer_class(name: str) -> type[Optimizer]:
-    """Resolve a registered name or a ``module:Class`` path to an optimizer class."""
+    """Resolve a registered name, ``ng:NAME`` or a ``module:Class`` path to an optimizer class."""
+    if name.startswith(NEVERGRAD):  # nevergrad's optimizer NAME, not a module:Class path
+        return nevergrad_class(name.removeprefix(NEVERGRAD))
     target = available().get(name, name)
     module_name, colon, class_name = target.partition(":")
     if not colon:
         raise ValueError(
             f"unknown optimizer {name!r}{close_matches(name, available())}: use a registered name "
-            f"({', '.join(sorted(available()))}) or module:Class"
+            f"({', '.join(sorted(available()))}), ng:NAME for nevergrad's optimizer NAME, or "
+            "module:Class"
         )
     try:
         cls = getattr(importlib.import_module(module_name), class_name)

