@@ -11,31 +11,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
-import subprocess
 import time
 import traceback
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-import holo_bench
-from holo_bench.measures import is_solved
 from holo_bench.oracle import Oracle, check_count, default_count
 from holo_bench.protocol import Optimizer, Problem
 from holo_bench.record import (
     OPTIMIZER_DIR,
     SCHEMA,
-    STALL_CALLS,
     TRACE,
     Manifest,
     ProblemRecord,
     RunSpec,
+    hardware,
     read_manifest,
     run_folder,
+    stop_rule,
+    versions,
     write_manifest,
 )
 from holo_bench.suite import make_function
@@ -79,36 +76,6 @@ def make_job(optimizer: str, problem: str, seed: int, budget: int, out: str | os
     return Job(run=run, out=str(out), label=label or optimizer)
 
 
-@cache
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-            text=True, timeout=5, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _versions() -> dict:
-    import torch
-
-    return {"holo_bench": holo_bench.__version__, "numpy": np.__version__,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "git_commit": _git_commit()}
-
-
-def _hardware() -> dict:
-    import torch
-
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    # torch's CPU threads: with more than one, its kernels may split work differently from one
-    # process to the next, so a torch-based optimizer repeats bit for bit only at one thread.
-    return {"machine": platform.machine(), "processor": platform.processor() or None,
-            "system": platform.system(), "cpus": os.cpu_count(), "gpu": gpu,
-            "torch_threads": torch.get_num_threads()}
-
-
 def check_ask(X, n: int, problem: Problem) -> np.ndarray:
     """Enforce the ask contract: an integer ``(m, dim)`` array, ``m <= n``, tokens in range."""
     if not isinstance(X, np.ndarray):
@@ -146,7 +113,7 @@ def run_job(job: Job, progress: Progress | None = None) -> Manifest:
         schema=SCHEMA, identity=run.identity, run=run, label=job.label,
         problem=ProblemRecord(run.problem, function.spec, function.optimal_value,
                               function.worst_value),
-        optimizer_class="", versions=_versions(), hardware=_hardware(), status="running",
+        optimizer_class="", versions=versions(), hardware=hardware(), status="running",
         started=time.time(),
     )
     optimizer = None
@@ -193,17 +160,14 @@ def run_job(job: Job, progress: Progress | None = None) -> Manifest:
 
 def _loop(job: Job, oracle: Oracle, optimizer: Optimizer, problem: Problem,
           progress: Progress | None) -> str:
-    """Ask, evaluate, tell until a stop rule holds; returns the stop reason. The rules are checked
-    in this order before every call (the verifier recomputes them from the trace)."""
+    """Ask, evaluate, tell until a stop rule holds (``holo_bench.record.stop_rule``, checked
+    before every call); returns the stop reason."""
     last_report = time.monotonic()
     free_calls = 0  # consecutive calls that charged nothing
     while True:
-        if is_solved(oracle.regret):
-            return "solved"
-        if oracle.remaining == 0:
-            return "budget"
-        if free_calls >= STALL_CALLS:
-            return "stalled"
+        reason = stop_rule(oracle, free_calls)
+        if reason is not None:
+            return reason
         X = check_ask(optimizer.ask(oracle.remaining), oracle.remaining, problem)
         if len(X) == 0:
             return "optimizer-done"

@@ -2,8 +2,10 @@
 
 A run folder holds ``manifest.json`` (a ``Manifest``: what ran, with which versions, how it
 ended) and ``trace.bin`` (every query, see ``holo_bench.trace``), plus ``optimizer/`` for the
-optimizer's own state and diagnostics. The runner writes it; the verifier, the store and
-``load_runs`` read it, always through ``read_manifest``, which validates every field.
+optimizer's own state and diagnostics. The runner (and ``holo_bench.interop.poli``, for a solver
+that owns its loop) writes it, with the same stop rules (``stop_rule``), versions and hardware;
+the verifier, the store and ``load_runs`` read it, always through ``read_manifest``, which
+validates every field.
 
 A run's identity is a hash of what makes it unique: the problem's canonical spec, the optimizer
 and its full configuration, the seed, the budget and the counting rule. Display labels and
@@ -17,12 +19,19 @@ import hashlib
 import json
 import math
 import os
+import platform
 import re
+import subprocess
 import typing
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
-from holo_bench.oracle import COUNT_RULES
+import numpy as np
+
+import holo_bench
+from holo_bench.measures import is_solved
+from holo_bench.oracle import COUNT_RULES, Oracle
 from holo_bench.params import accepts, describe
 
 MANIFEST = "manifest.json"
@@ -36,6 +45,19 @@ STATUSES = ("running", "finished", "failed")
 # count "distinct" those are free, so such a run would never end).
 STOP_REASONS = ("solved", "budget", "optimizer-done", "stalled")
 STALL_CALLS = 100
+
+
+def stop_rule(oracle: Oracle, free_calls: int) -> str | None:
+    """The rule that ends a run before its next call, checked in this order (``solved``,
+    ``budget``, ``stalled`` after ``free_calls`` consecutive calls that charged nothing), or None
+    while the run may go on. ``leaderboard.verify`` recomputes it from the trace."""
+    if is_solved(oracle.regret):
+        return "solved"
+    if oracle.remaining == 0:
+        return "budget"
+    if free_calls >= STALL_CALLS:
+        return "stalled"
+    return None
 
 
 class ManifestError(ValueError):
@@ -243,3 +265,35 @@ def _safe(text: str) -> str:
 def find_runs(root: str | os.PathLike) -> list[Path]:
     """Every folder under ``root`` holding a run manifest, sorted."""
     return sorted(path.parent for path in Path(root).rglob(MANIFEST))
+
+
+@cache
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict:
+    """A manifest's ``versions``: holo-bench, numpy, torch, Python and the git commit."""
+    import torch
+
+    return {"holo_bench": holo_bench.__version__, "numpy": np.__version__,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "git_commit": _git_commit()}
+
+
+def hardware() -> dict:
+    """A manifest's ``hardware``: this machine, its CPUs and GPU, and torch's thread count."""
+    import torch
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    # torch's CPU threads: with more than one, its kernels may split work differently from one
+    # process to the next, so a torch-based optimizer repeats bit for bit only at one thread.
+    return {"machine": platform.machine(), "processor": platform.processor() or None,
+            "system": platform.system(), "cpus": os.cpu_count(), "gpu": gpu,
+            "torch_threads": torch.get_num_threads()}

