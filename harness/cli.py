@@ -264,10 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every (optimizer, problem, seed) job; with no arguments, the default benchmark"
     )
     run.add_argument("--optimizer", action="append",
-                     help=f"registered name or module:Class, repeatable "
+                     help=f"registered name, ng:NAME (nevergrad) or module:Class, repeatable "
                           f"(default: {' '.join(DEFAULT_OPTIMIZERS)})")
     run.add_argument("--problem", action="append",
-                     help=f"instance, suite or spec string, repeatable "
+                     help=f"instance, family, suite or spec string, repeatable "
                           f"(default: {' '.join(DEFAULT_PROBLEMS)})")
     run.add_argument("--seeds", type=parse_seeds, default=parse_seeds(DEFAULT_SEEDS),
                      help=f"e.g. 0-4 (default {DEFAULT_SEEDS})")
