@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,16 +22,15 @@ from holo_bench.oracle import Oracle, check_count, default_count
 from holo_bench.protocol import Optimizer, Problem
 from holo_bench.record import (
     OPTIMIZER_DIR,
-    SCHEMA,
     TRACE,
     Manifest,
-    ProblemRecord,
     RunSpec,
-    hardware,
-    read_manifest,
+    ended_manifest,
+    failure,
+    previous_manifest,
     run_folder,
+    running_manifest,
     stop_rule,
-    versions,
     write_manifest,
 )
 from holo_bench.suite import make_function
@@ -99,23 +97,13 @@ def run_job(job: Job, progress: Progress | None = None) -> Manifest:
     optimizer: the run ends as ``failed`` with the error recorded."""
     run, folder = job.run, job.folder
     folder.mkdir(parents=True, exist_ok=True)
-    previous = read_manifest(folder)
-    if previous is not None:
-        if previous.identity != run.identity:
-            raise ValueError(f"{folder} holds run {previous.identity}, not {run.identity}: "
-                             "move it away")
-        if previous.status == "finished":
-            return previous
+    previous = previous_manifest(folder, run)
+    if previous is not None and previous.status == "finished":
+        return previous
 
     function = make_function(run.spec)
     oracle = Oracle(function, run.budget, count=run.count, log_path=folder / TRACE)
-    manifest = Manifest(
-        schema=SCHEMA, identity=run.identity, run=run, label=job.label,
-        problem=ProblemRecord(run.problem, function.spec, function.optimal_value,
-                              function.worst_value),
-        optimizer_class="", versions=versions(), hardware=hardware(), status="running",
-        started=time.time(),
-    )
+    manifest = running_manifest(run, job.label, function)
     optimizer = None
     outcome: dict = {"status": "finished", "error": None}
     started = time.perf_counter()
@@ -141,17 +129,12 @@ def run_job(job: Job, progress: Progress | None = None) -> Manifest:
         if oracle.replaying:
             raise OptimizerError("the run ended before replaying every logged call")
     except Exception as err:
-        outcome = {"status": "failed", "stop_reason": None, "error": {
-            "type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}}
+        outcome = failure(err)
     finally:
         if optimizer is not None:
             optimizer.close()
         oracle.close()
-    manifest = dataclasses.replace(
-        manifest, **outcome, finished=time.time(), seconds=time.perf_counter() - started,
-        evaluations=oracle.used, queries=oracle.queries, calls=oracle.calls,
-        best_value=oracle.best_value, regret=oracle.regret,
-    )
+    manifest = ended_manifest(manifest, oracle, outcome, started)
     write_manifest(folder, manifest)
     if progress is not None:
         progress(job.label, run.problem, run.seed, oracle.used, oracle.best_value, oracle.regret)

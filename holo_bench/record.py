@@ -3,7 +3,8 @@
 A run folder holds ``manifest.json`` (a ``Manifest``: what ran, with which versions, how it
 ended) and ``trace.bin`` (every query, see ``holo_bench.trace``), plus ``optimizer/`` for the
 optimizer's own state and diagnostics. The runner (and ``holo_bench.interop.poli``, for a solver
-that owns its loop) writes it, with the same stop rules (``stop_rule``), versions and hardware;
+that owns its loop) writes it, with the same stop rules (``stop_rule``) and the same manifest
+from start to end (``previous_manifest``, ``running_manifest``, ``failure``, ``ended_manifest``);
 the verifier, the store and ``load_runs`` read it, always through ``read_manifest``, which
 validates every field.
 
@@ -22,6 +23,8 @@ import os
 import platform
 import re
 import subprocess
+import time
+import traceback
 import typing
 from dataclasses import dataclass
 from functools import cache
@@ -265,6 +268,43 @@ def _safe(text: str) -> str:
 def find_runs(root: str | os.PathLike) -> list[Path]:
     """Every folder under ``root`` holding a run manifest, sorted."""
     return sorted(path.parent for path in Path(root).rglob(MANIFEST))
+
+
+def previous_manifest(folder: Path, run: RunSpec) -> Manifest | None:
+    """The manifest of ``run`` already in ``folder`` (a killed, failed or finished attempt), or
+    None; ``ValueError`` if the folder holds another run."""
+    previous = read_manifest(folder)
+    if previous is not None and previous.identity != run.identity:
+        raise ValueError(f"{folder} holds run {previous.identity}, not {run.identity}: "
+                         "move it away")
+    return previous
+
+
+def running_manifest(run: RunSpec, label: str, function, optimizer_class: str = "") -> Manifest:
+    """The manifest of ``run`` as it starts on ``function`` (its test function): status
+    ``running``, with this machine's versions and hardware."""
+    return Manifest(
+        schema=SCHEMA, identity=run.identity, run=run, label=label,
+        problem=ProblemRecord(run.problem, function.spec, function.optimal_value,
+                              function.worst_value),
+        optimizer_class=optimizer_class, versions=versions(), hardware=hardware(),
+        status="running", started=time.time())
+
+
+def failure(err: BaseException) -> dict:
+    """The outcome fields of a run that ended with ``err`` (call it while handling ``err``)."""
+    return {"status": "failed", "stop_reason": None, "error": {
+        "type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}}
+
+
+def ended_manifest(manifest: Manifest, oracle: Oracle, outcome: dict,
+                   started: float) -> Manifest:
+    """``manifest`` with the run's ``outcome`` (status, stop reason, error), its times
+    (``started`` from ``time.perf_counter``) and the oracle's final counts."""
+    return dataclasses.replace(
+        manifest, **outcome, finished=time.time(), seconds=time.perf_counter() - started,
+        evaluations=oracle.used, queries=oracle.queries, calls=oracle.calls,
+        best_value=oracle.best_value, regret=oracle.regret)
 
 
 @cache

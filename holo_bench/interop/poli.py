@@ -20,11 +20,9 @@ Needs poli-core, the ``poli`` extra (``pip install 'holo-bench[poli]'``), which 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import string
 import time
-import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -37,17 +35,15 @@ from poli.core.util.proteins.defaults import AMINO_ACIDS
 from holo_bench import oracle as oracles
 from holo_bench.oracle import Oracle, ReplayMismatch, check_count, default_count
 from holo_bench.record import (
-    SCHEMA,
     STALL_CALLS,
     TRACE,
-    Manifest,
-    ProblemRecord,
     RunSpec,
-    hardware,
-    read_manifest,
+    ended_manifest,
+    failure,
+    previous_manifest,
     run_folder,
+    running_manifest,
     stop_rule,
-    versions,
     write_manifest,
 )
 from holo_bench.suite import make_function
@@ -226,22 +222,15 @@ def black_box(problem: str, budget: int, out: str | os.PathLike, *, name: str | 
                   seed=int(seed), budget=int(budget), count=count)
     folder = run_folder(out, name, run)
     folder.mkdir(parents=True, exist_ok=True)
-    previous = read_manifest(folder)
-    if previous is not None and previous.identity != run.identity:
-        raise ValueError(f"{folder} holds run {previous.identity}, not {run.identity}: "
-                         "move it away")
+    previous = previous_manifest(folder, run)
     if previous is not None and previous.status == "finished":
         raise FileExistsError(f"{folder} holds this run, finished ({previous.stop_reason}): "
                               "collect it, or give another seed or name to run again")
     oracle = Oracle(function, run.budget, count=run.count, log_path=folder / TRACE)
     box = OracleBlackBox(oracle, alphabet, return_value_on_unfeasible)
-    manifest = Manifest(
-        schema=SCHEMA, identity=run.identity, run=run, label=name,
-        problem=ProblemRecord(problem, function.spec, function.optimal_value,
-                              function.worst_value),
-        optimizer_class=f"{solver.__module__}:{solver.__qualname__}" if solver else "",
-        versions=versions(), hardware=hardware(), status="running", started=time.time(),
-    )
+    manifest = running_manifest(
+        run, name, function,
+        optimizer_class=f"{solver.__module__}:{solver.__qualname__}" if solver else "")
     write_manifest(folder, manifest)
     outcome: dict = {"status": "finished", "error": None}
     started = time.perf_counter()
@@ -254,13 +243,8 @@ def black_box(problem: str, budget: int, out: str | os.PathLike, *, name: str | 
             raise ReplayMismatch("the run ended before replaying every logged call")
         outcome["stop_reason"] = box.stop_reason or "optimizer-done"
     except BaseException as err:
-        outcome = {"status": "failed", "stop_reason": None, "error": {
-            "type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}}
+        outcome = failure(err)
         raise
     finally:
         oracle.close()
-        write_manifest(folder, dataclasses.replace(
-            manifest, **outcome, finished=time.time(), seconds=time.perf_counter() - started,
-            evaluations=oracle.used, queries=oracle.queries, calls=oracle.calls,
-            best_value=oracle.best_value, regret=oracle.regret,
-        ))
+        write_manifest(folder, ended_manifest(manifest, oracle, outcome, started))
