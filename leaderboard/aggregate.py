@@ -136,8 +136,9 @@ def _pool_families(runs, curves, targets, rounds):
         return frame.assign(instance=frame["problem"].map(spec_of),
                             problem=frame["problem"].map(labels))
 
+    runs = pooled(runs)
     rows = []
-    for label, group in pooled(runs).groupby("problem", sort=True):
+    for label, group in runs.groupby("problem", sort=True):
         instances = sorted(set(group["instance"]))
         family = family_spec(instances[0])
         seeds = ", ".join(sorted((spec.rpartition("seed=")[2] for spec in instances), key=int))
@@ -145,7 +146,7 @@ def _pool_families(runs, curves, targets, rounds):
                      "about": instances[0] if len(instances) == 1 else
                      f"{len(instances)} instances of {family}, instance seeds {seeds}"})
     problems = pd.DataFrame(rows, columns=["problem", "family", "about"])
-    return (*(pooled(frame) for frame in (runs, curves, targets, rounds)), problems)
+    return (runs, *(pooled(frame) for frame in (curves, targets, rounds)), problems)
 
 
 def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,

@@ -100,9 +100,6 @@ def _entry_names(runs: list[VerifiedRun]) -> dict[str, str]:
             for run in runs}
 
 
-CSV_COLUMNS = ["entry", "family", "spec", "config"]  # before ``leaderboard.runs.COLUMNS``
-
-
 def _write_csv(runs, entries, problems, out: Path) -> None:
     """One row per query: the entry and family names, the instance's spec and the configuration
     hash, then ``load_runs``' columns, then the sequence as space-separated states."""
@@ -120,6 +117,11 @@ def _write_csv(runs, entries, problems, out: Path) -> None:
     pd.concat(frames, ignore_index=True).to_csv(out, index=False)
 
 
+def _ioh_text(name: str) -> str:
+    """``name`` as ``ioh`` can write it into its JSON, which it does not escape."""
+    return IOH_UNSAFE.sub(" ", name.replace('"', "'").replace("\\", "/"))
+
+
 def _write_ioh(runs, entries, problems, out: Path) -> None:
     import ioh  # the optional extra `ioh`: scripts/install.sh installs it
 
@@ -130,14 +132,11 @@ def _write_ioh(runs, entries, problems, out: Path) -> None:
     def problem(family: str, spec: str):
         function = make_function(spec)
         return ioh.wrap_problem(
-            lambda x: next(answers["values"]), name=text(family),
+            lambda x: next(answers["values"]), name=_ioh_text(family),
             problem_class=ioh.ProblemClass.INTEGER, dimension=function.dim,
             instance=function.random_seed, optimization_type=ioh.OptimizationType.MAX,
             lb=0, ub=function.num_states - 1,
             calculate_objective=lambda *_: (function.optimal_solution(), function.optimal_value))
-
-    def text(name: str) -> str:
-        return IOH_UNSAFE.sub(" ", name.replace('"', "'").replace("\\", "/"))
 
     by_entry: dict[str, list[VerifiedRun]] = {}
     for run in runs:
@@ -147,8 +146,8 @@ def _write_ioh(runs, entries, problems, out: Path) -> None:
         logger = ioh.logger.Analyzer(
             triggers=[ioh.logger.trigger.ON_IMPROVEMENT], root=str(out),
             # the entry's folder named as the runner names a label's
-            folder_name=run_folder("", entry, run).parts[0], algorithm_name=text(entry),
-            algorithm_info=text(f"{run.optimizer} budget={run.budget} count={run.count} "
+            folder_name=run_folder("", entry, run).parts[0], algorithm_name=_ioh_text(entry),
+            algorithm_info=_ioh_text(f"{run.optimizer} budget={run.budget} count={run.count} "
                                 + " ".join(f"{k}={v}" for k, v in sorted(run.params.items()))))
         order = sorted(entry_runs, key=lambda r: (problems[r.manifest.run.problem],
                                                    r.manifest.run.spec, r.manifest.run.seed))
