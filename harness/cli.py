@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 from pathlib import Path
 
@@ -108,10 +109,8 @@ def _argument(name: str, check, *values):
 
 
 def _run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from harness.executors import run_grid
-    from harness.runner import job_summary, make_job
+    from harness.runner import make_job
     from optimizers.registry import make_optimizer, optimizer_class
 
     # The whole grid is validated (and every job identified) before the first job starts; each
@@ -134,24 +133,78 @@ def _run(args: argparse.Namespace) -> int:
     jobs = [_argument("--count", make_job, name, problem, seed, args.budget, args.out, params[name],
                       args.count, args.label)
             for name in optimizers for problem in problems for seed in args.seeds]
-    manifests = run_grid(jobs, executor=args.executor, workers=args.workers,
-                         ray_address=args.ray_address, progress=not args.quiet)
-    table = pd.DataFrame([job_summary(m) for m in manifests])
-    failed = table[table["status"] != "finished"]
+    try:
+        results = run_grid(jobs, executor=args.executor, workers=args.workers,
+                           ray_address=args.ray_address, progress=not args.quiet)
+    except KeyboardInterrupt as err:
+        print(f"holo-bench: stopped by {str(err) or 'SIGINT'}: {_standing(jobs)}; resume with: "
+              f"{args.command_line}", file=sys.stderr)
+        return 130
+    except OSError as err:  # the storage failed, not an optimizer
+        print(f"holo-bench: error: cannot write {err.filename or args.out}: "
+              f"{err.strerror or err}; nothing already written is lost ({_standing(jobs)}); "
+              f"once fixed, resume with: {args.command_line}", file=sys.stderr)
+        return 1
+    return _report_grid(results, args)
+
+
+def _standing(jobs) -> str:
+    """How far a stopped grid got, from its run folders."""
+    from holo_bench.record import ManifestError, read_manifest
+
+    finished = started = 0
+    for job in jobs:
+        try:
+            manifest = read_manifest(job.folder)
+        except ManifestError:
+            manifest = None
+        finished += manifest is not None and manifest.status == "finished"
+        started += manifest is not None and manifest.status != "finished"
+    return (f"{finished} of {len(jobs)} runs finished, {started} stopped mid-run (resumable), "
+            f"{len(jobs) - finished - started} not started")
+
+
+def _report_grid(results, args: argparse.Namespace) -> int:
+    """The final-regret table of the runs that verified, one line for every other job, and the
+    exit status: 0 only if every run finished and verified."""
+    import pandas as pd
+
+    from harness.runner import job_summary
+
+    table = pd.DataFrame([job_summary(result) for result in results])
     finished = table[table["status"] == "finished"]
     if len(finished):
         summary = finished.groupby(["problem", "optimizer", "count"])["regret"].agg(
             ["median", "min", "max", "size"]).rename(columns={"size": "seeds"})
         print("final regret (best-so-far, over seeds; count: the rule for repeated queries):")
         print(summary.to_string(float_format=lambda x: f"{x:.4f}"))
-    for row in failed.itertuples():
-        print(f"FAILED {row.optimizer} on {row.problem} seed {row.seed}: {row.error}",
-              file=sys.stderr)
-    print(f"{len(finished)} of {len(table)} runs finished; run folders under {args.out}/ "
-          f"(read them with leaderboard.load_runs({args.out!r}))")
+    out = Path(args.out)
+    for row in table[table["status"] != "finished"].itertuples():
+        run = f"{row.optimizer} on {row.problem} seed {row.seed}"
+        if row.status == "failed":
+            message = f"FAILED {run}: {row.reason}"
+        elif row.status == "skipped":
+            message = (f"SKIPPED {run}: {row.reason}; run the same command again once it is "
+                       "done")
+        else:
+            aside = f"{out}.rejected"
+            message = (f"NOT COUNTED {run}: {row.folder} {row.reason}; to rerun it, move it aside "
+                       f"and run again: mkdir -p {shlex.quote(aside)} && mv "
+                       f"{shlex.quote(row.folder)} {shlex.quote(aside)}/ && {args.command_line}")
+        print(message, file=sys.stderr)
+    counts = table["status"].value_counts()
+    others = ", ".join(f"{counts[status]} {status}" for status in ("failed", "rejected", "skipped")
+                       if status in counts)
+    print(f"{len(finished)} of {_plural(len(table), 'run')} finished and verified"
+          f"{'; ' + others if others else ''}; run folders under {out} "
+          f"(read them with leaderboard.load_runs({str(out)!r}))")
     if len(finished) and not args.no_page:
-        print(f"leaderboard: {_write_page(Path(args.out), args.reference)}")
-    return 1 if len(failed) else 0
+        print(f"leaderboard: {_write_page(out, args.reference)}")
+    return 0 if len(finished) == len(table) else 1
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _write_page(out: Path, reference: str) -> Path:
@@ -347,7 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["holo-bench", *argv])
     try:
         return args.func(args)
     except ValueError as err:  # bad names, specs, parameters, folders or stores: one line

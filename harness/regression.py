@@ -15,7 +15,6 @@ from harness.executors import run_grid
 from harness.runner import make_job
 from holo_bench.suite import regression_suites
 from leaderboard.regress import ALPHA, compare
-from leaderboard.verify import verify_run
 from optimizers.registry import make_optimizer
 
 
@@ -38,14 +37,13 @@ def run_suite(definition: dict, out: str | os.PathLike, overrides: dict | None =
         for optimizer in definition["optimizers"] for problem in definition["problems"]
         for seed in definition["seeds"]
     ]
-    manifests = run_grid(jobs, workers=workers, progress=progress)
     results: dict = {}
-    for job, manifest in zip(jobs, manifests):
+    for job, result in zip(jobs, run_grid(jobs, workers=workers, progress=progress)):
         run = job.run
-        if manifest.status != "finished":
-            raise RuntimeError(f"{run.optimizer} on {run.problem} seed {run.seed} failed: "
-                               f"{manifest.error['message']}")
-        verified = verify_run(job.folder).manifest
+        if result.status != "finished":
+            raise RuntimeError(f"{run.optimizer} on {run.problem} seed {run.seed} {result.status}: "
+                               f"{result.reason}")
+        verified = result.manifest
         by_problem = results.setdefault(run.optimizer, {})
         if run.problem not in by_problem:  # the configured optimizer, built once, not per seed
             deterministic = bool(make_optimizer(run.optimizer, run.params).deterministic)

@@ -5,11 +5,16 @@ grade itself. The run folder (``holo_bench.record``) is named by the run's ident
 that differ in configuration, budget or counting rule never share one. Rerunning a job skips it
 when its manifest says finished, and otherwise reruns it from the start while the oracle serves
 the calls already in the trace from disk: no evaluation is lost or charged twice.
+
+One process writes a run folder at a time (``holo_bench.run_lock``): a job whose folder another
+process holds is skipped, never waited for. A run counts as finished only once its folder passes
+the verification that ``holo-bench collect`` applies (``run_and_verify``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import time
 from dataclasses import dataclass
@@ -33,12 +38,17 @@ from holo_bench.record import (
     stop_rule,
     write_manifest,
 )
+from holo_bench.run_lock import RunLocked, lock_run_folder
 from holo_bench.suite import make_function
+from leaderboard.verify import RunRejected, verify_run
 from optimizers.registry import make_optimizer
 
 # (label, problem, seed, evaluations used, best value, regret), at most every PROGRESS_SECONDS.
 Progress = Callable[[str, str, int, int, float, float], None]
 PROGRESS_SECONDS = 0.5
+# Errors of the storage itself, not of the optimizer: they end the grid, not the run, whose
+# folder stays resumable.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
 class OptimizerError(RuntimeError):
@@ -93,10 +103,19 @@ def check_ask(X, n: int, problem: Problem) -> np.ndarray:
 
 
 def run_job(job: Job, progress: Progress | None = None) -> Manifest:
-    """Run (or resume, or skip) one job; returns its final manifest. Never raises for a failing
-    optimizer: the run ends as ``failed`` with the error recorded."""
+    """Run (or resume, or skip) one job; returns its final manifest.
+
+    Never raises for a failing optimizer: the run ends as ``failed`` with the error recorded.
+    Raises ``RunLocked`` if another process holds the run folder (nothing there is touched), and
+    ``OSError`` if the folder cannot be written (a full disk, a read-only folder): the run is
+    then left as a killed run is, resumable.
+    """
+    with lock_run_folder(job.folder):
+        return _run_locked(job, progress)
+
+
+def _run_locked(job: Job, progress: Progress | None) -> Manifest:
     run, folder = job.run, job.folder
-    folder.mkdir(parents=True, exist_ok=True)
     previous = previous_manifest(folder, run)
     if previous is not None and previous.status == "finished":
         return previous
@@ -128,6 +147,10 @@ def run_job(job: Job, progress: Progress | None = None) -> Manifest:
         outcome["stop_reason"] = _loop(job, oracle, optimizer, problem, progress)
         if oracle.replaying:
             raise OptimizerError("the run ended before replaying every logged call")
+    except OSError as err:
+        if err.errno in STORAGE_ERRNOS:
+            raise
+        outcome = failure(err)
     except Exception as err:
         outcome = failure(err)
     finally:
@@ -139,6 +162,37 @@ def run_job(job: Job, progress: Progress | None = None) -> Manifest:
     if progress is not None:
         progress(job.label, run.problem, run.seed, oracle.used, oracle.best_value, oracle.regret)
     return manifest
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a job of a grid ended, as a report may count it.
+
+    ``status``: ``finished`` (its folder verified; ``manifest`` is the verified one), ``failed``
+    (the optimizer broke the run; its error is in ``manifest``), ``rejected`` (the folder says
+    finished but fails verification: ``reason`` names the check and row) or ``skipped`` (another
+    process holds the folder: ``reason`` names it; ``manifest`` is None).
+    """
+
+    job: Job
+    status: str
+    manifest: Manifest | None
+    reason: str | None = None
+
+
+def run_and_verify(job: Job, progress: Progress | None = None) -> JobResult:
+    """``run_job``, then the verification ``collect`` applies: only a run that passes counts as
+    finished."""
+    try:
+        manifest = run_job(job, progress)
+    except RunLocked as err:
+        return JobResult(job, "skipped", None, str(err))
+    if manifest.status != "finished":
+        return JobResult(job, "failed", manifest, (manifest.error or {}).get("message"))
+    try:
+        return JobResult(job, "finished", verify_run(job.folder).manifest)
+    except RunRejected as err:
+        return JobResult(job, "rejected", manifest, str(err))
 
 
 def _loop(job: Job, oracle: Oracle, optimizer: Optimizer, problem: Problem,
@@ -164,9 +218,12 @@ def _loop(job: Job, oracle: Oracle, optimizer: Optimizer, problem: Problem,
             last_report = time.monotonic()
 
 
-def job_summary(manifest: Manifest) -> dict:
-    """The fields of a manifest worth one line in a report."""
-    return {"optimizer": manifest.label, "problem": manifest.run.problem, "seed": manifest.run.seed,
-            "count": manifest.run.count, "status": manifest.status,
-            "evaluations": manifest.evaluations, "best_value": manifest.best_value,
-            "regret": manifest.regret, "error": (manifest.error or {}).get("message")}
+def job_summary(result: JobResult) -> dict:
+    """The fields of a job's result worth one line in a report."""
+    run, manifest = result.job.run, result.manifest
+    return {"optimizer": result.job.label, "problem": run.problem, "seed": run.seed,
+            "count": run.count, "status": result.status,
+            "evaluations": manifest.evaluations if manifest else None,
+            "best_value": manifest.best_value if manifest else None,
+            "regret": manifest.regret if manifest else None,
+            "folder": str(result.job.folder), "reason": result.reason}

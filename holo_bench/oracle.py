@@ -159,7 +159,8 @@ class Oracle:
             if len(records) != n or not np.array_equal(records["sequence"], X):
                 raise ReplayMismatch(
                     f"call {self.calls} asked for {n} sequences that differ from the "
-                    f"{len(records)} logged for it: is the optimizer deterministic under its seed?"
+                    f"{len(records)} logged for it: either the optimizer is not deterministic "
+                    "under its seed, or another process wrote to this trace"
                 )
             self._replay.pop(0)
         else:

@@ -67,12 +67,20 @@ class TraceWriter:
             return len(file.readline())
 
     def append(self, records: np.ndarray) -> None:
-        """Write a batch of records (of ``self.dtype``) and flush it to the operating system."""
-        self._file.write(records.astype(self.dtype, copy=False).tobytes())
-        self._file.flush()
+        """Write a batch of records (of ``self.dtype``) and flush it to the operating system.
+        An ``OSError`` (a full disk) names the trace; the batch is then torn, and dropped on
+        resume like a killed process's."""
+        try:
+            self._file.write(records.astype(self.dtype, copy=False).tobytes())
+            self._file.flush()
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(self.path)) from err
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()  # flushes what a failed append left in the buffer
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(self.path)) from err
 
 
 class TraceError(ValueError):

@@ -26,8 +26,10 @@ import json
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -55,6 +57,7 @@ from holo_bench.suite import make_function
 from leaderboard.verify import RunRejected, verify_run
 
 STORE_SCHEMA = 3  # 3: the measures table
+BUSY_SECONDS = 60.0  # how long a connection waits for another process's write
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -101,24 +104,37 @@ class CollectReport:
 
 
 def connect(db: str | os.PathLike, create: bool = True) -> sqlite3.Connection:
-    """Open (or, with ``create``, make) a store; ``StoreError`` for anything that is not one."""
+    """Open (or, with ``create``, make) a store; ``StoreError`` for anything that is not one.
+
+    Several processes may use one store at once: the connection waits up to ``BUSY_SECONDS`` for
+    another's write, and every write is one ``BEGIN IMMEDIATE`` transaction (``_writing``), so a
+    reader sees a run whole or not at all. Without ``create`` nothing is written, not even to an
+    empty file.
+    """
     path = Path(db)
     if not create and not path.is_file():
         raise StoreError(f"no results store at {db}; run `holo-bench collect RUNS --db {db}` first")
-    connection = sqlite3.connect(path)
+    connection = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
     try:
         tables = {row[0] for row in
                   connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and "meta" not in tables:
             raise StoreError(f"{db} is a results store of holo-bench 0.1 (keyed by label, problem "
                              "and seed); collect the runs again into a new store file")
-        connection.executescript(TABLES)
-        connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(STORE_SCHEMA),))
-        connection.commit()
-        schema = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
-        if schema != str(STORE_SCHEMA):
-            raise StoreError(f"{db} is a results store of schema {schema}, this holo-bench reads "
-                             f"{STORE_SCHEMA}; collect the runs again into a new store file")
+        if not tables and not create:
+            raise StoreError(f"{db} is empty, not a results store; run `holo-bench collect RUNS "
+                             f"--db {db}` first")
+        if create:
+            with _writing(connection):
+                for statement in filter(str.strip, TABLES.split(";")):
+                    connection.execute(statement)
+                connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
+                                   (str(STORE_SCHEMA),))
+        schema = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if schema is None or schema[0] != str(STORE_SCHEMA):
+            raise StoreError(f"{db} is a results store of schema {schema and schema[0]}, this "
+                             f"holo-bench reads {STORE_SCHEMA}; collect the runs again into a new "
+                             "store file")
     except sqlite3.DatabaseError as err:
         connection.close()
         raise StoreError(f"{db} is not a holo-bench results store (SQLite says: {err})") from None
@@ -126,6 +142,19 @@ def connect(db: str | os.PathLike, create: bool = True) -> sqlite3.Connection:
         connection.close()
         raise
     return connection
+
+
+@contextmanager
+def _writing(connection: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, holding the store's write lock from its start (``IMMEDIATE``), so
+    what it reads inside cannot change before it writes."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def targets_for(spec: str) -> np.ndarray:
@@ -153,12 +182,12 @@ def collect(root: str | os.PathLike, db: str | os.PathLike) -> CollectReport:
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder of run folders")
+    folders = find_runs(root)
+    if not folders:  # refused before the store is made
+        raise ValueError(f"{root} holds no run folders (none has a manifest.json)")
     report = CollectReport()
     connection = connect(db)
     try:
-        folders = find_runs(root)
-        if not folders:
-            raise ValueError(f"{root} holds no run folders (none has a manifest.json)")
         for folder in folders:
             _collect_one(connection, folder, report)
     finally:
@@ -180,11 +209,9 @@ def _collect_one(connection: sqlite3.Connection, folder: Path, report: CollectRe
         report.skipped.append(str(folder))
         return
     digest = _sha256(folder / TRACE) if (folder / TRACE).is_file() else ""
-    stored = connection.execute(
-        "SELECT folder, trace_sha256, manifest FROM runs WHERE identity = ?",
-        (manifest.identity,)).fetchone()
     manifest_text = json.dumps(manifest.to_json(), sort_keys=True)
-    if stored is not None and stored[1:] == (digest, manifest_text):
+    stored = _stored(connection, manifest.identity)
+    if stored is not None and stored[:2] == (digest, manifest_text):
         report.unchanged.append(manifest.identity)
         return
     try:
@@ -192,12 +219,23 @@ def _collect_one(connection: sqlite3.Connection, folder: Path, report: CollectRe
     except RunRejected as err:
         report.rejected[str(folder)] = str(err)
         return
-    if stored is not None:
-        report.duplicates[str(folder)] = stored[0]
-        return
-    with connection:  # one transaction per run
-        _insert(connection, folder, digest, verified.manifest, verified.records)
-    report.added.append(manifest.identity)
+    with _writing(connection):  # one transaction per run
+        # Read again under the write lock: another process may have stored the run meanwhile.
+        stored = _stored(connection, manifest.identity)
+        if stored is None:
+            _insert(connection, folder, digest, verified.manifest, verified.records)
+    if stored is None:
+        report.added.append(manifest.identity)
+    elif stored[:2] == (digest, manifest_text):
+        report.unchanged.append(manifest.identity)
+    else:
+        report.duplicates[str(folder)] = stored[2]
+
+
+def _stored(connection: sqlite3.Connection, identity: str) -> tuple[str, str, str] | None:
+    """The stored run's trace digest, manifest text and folder, or None."""
+    return connection.execute("SELECT trace_sha256, manifest, folder FROM runs WHERE identity = ?",
+                              (identity,)).fetchone()
 
 
 def _query_measures(records: np.ndarray) -> tuple[float | None, float | None, float | None]:
@@ -258,6 +296,7 @@ def read_store(
     (``RunSpec.configuration``) and seed."""
     connection = connect(db, create=False)
     try:
+        connection.execute("BEGIN")  # one snapshot for every table, whatever collect writes
         runs = pd.read_sql_query(
             "SELECT r.*, m.feasible_fraction, m.distinct_fraction, m.diversity FROM runs r "
             "LEFT JOIN measures m USING (identity) ORDER BY problem, optimizer, config, seed",

@@ -1,7 +1,9 @@
 """Optimizers for the runner's fault, stall and resumption tests."""
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -64,6 +66,23 @@ class ThrottledGA(GeneticAlgorithm):
     def tell(self, X, values):
         super().tell(X, values)
         time.sleep(0.01)
+
+
+class DiesOnce(GeneticAlgorithm):
+    """The GA, whose process dies at its 50th tell the first time it runs (it leaves the file
+    ``died`` in its workdir), as a worker lost to a crash or a preempted node."""
+
+    def setup(self, problem, seed, workdir=None):
+        self._died, self._tells = Path(workdir) / "died", 0
+        return super().setup(problem, seed, workdir)
+
+    def tell(self, X, values):
+        super().tell(X, values)
+        self._tells += 1
+        if self._tells == 50 and not self._died.exists():
+            self._died.parent.mkdir(parents=True, exist_ok=True)
+            self._died.touch()
+            os._exit(1)
 
 
 class OldStyle(Optimizer):

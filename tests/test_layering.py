@@ -10,7 +10,7 @@ import sys
 LAYERS = [
     (["holo_bench", "holo_bench.functions", "holo_bench.suite", "holo_bench.oracle",
       "holo_bench.trace", "holo_bench.record", "holo_bench.measures", "holo_bench.protocol",
-      "holo_bench.params", "holo_bench.seeding", "holo_bench.interop"],
+      "holo_bench.params", "holo_bench.seeding", "holo_bench.run_lock", "holo_bench.interop"],
      ["optimizers", "leaderboard", "harness"]),
     (["leaderboard", "leaderboard.verify", "leaderboard.store", "leaderboard.aggregate",
       "leaderboard.render", "leaderboard.regress", "leaderboard.runs"], ["optimizers", "harness"]),

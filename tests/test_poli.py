@@ -43,6 +43,7 @@ from holo_bench.interop.poli import (
     default_alphabet,
 )
 from holo_bench.record import find_runs, read_manifest
+from holo_bench.run_lock import RunLocked
 from holo_bench.trace import read_trace
 from leaderboard.store import collect
 from leaderboard.verify import verify_run
@@ -269,6 +270,21 @@ def test_a_failed_run_is_recorded_and_runs_again_by_replaying_its_trace(tmp_path
     assert manifest.stop_reason == "optimizer-done" and manifest.calls == 2
     with pytest.raises(FileExistsError, match="finished \\(optimizer-done\\): collect it"):
         session(crash=False)
+
+
+def test_a_second_writer_of_a_run_gets_run_locked_and_touches_nothing(tmp_path):
+    with black_box(TINY, 100, tmp_path, name="poli:first", seed=0) as ours:
+        ours(ours.initial_solution())
+        [folder] = find_runs(tmp_path)
+        trace = (folder / "trace.bin").read_bytes()
+        manifest = (folder / "manifest.json").read_text()
+        with pytest.raises(RunLocked, match=f"is being written by host .*, pid {os.getpid()}"):
+            with black_box(TINY, 100, tmp_path, name="poli:first", seed=0):
+                pass
+        assert (folder / "trace.bin").read_bytes() == trace
+        assert (folder / "manifest.json").read_text() == manifest
+        ours(ours.initial_solution(3))  # the first writer goes on
+    assert verify_run(folder).manifest.calls == 2
 
 
 def test_the_wrapper_imports_only_the_core():

@@ -224,8 +224,10 @@ def test_process_pool_gives_the_same_results_as_one_process(tmp_path):
     jobs = lambda out: [job(out, o, seed=s, budget=1500) for o in ("ga", "random") for s in (0, 1)]  # noqa: E731
     inline = run_grid(jobs(tmp_path / "inline"), workers=1, progress=False)
     pooled = run_grid(jobs(tmp_path / "pool"), workers=2, progress=False)
+    assert [a.status for a in inline] == ["finished"] * 4
     for a, b in zip(inline, pooled):
-        assert (a.identity, a.status, a.regret) == (b.identity, b.status, b.regret)
+        assert (a.status, a.manifest.identity, a.manifest.regret) == (
+            b.status, b.manifest.identity, b.manifest.regret)
     for inline_job, pool_job in zip(jobs(tmp_path / "inline"), jobs(tmp_path / "pool")):
         assert same_trace(trace_of(inline_job.folder), trace_of(pool_job.folder))
 
@@ -235,7 +237,8 @@ def test_ray_gives_the_same_results_as_the_local_executor(tmp_path):
     jobs = lambda out: [job(out, o, seed=s, budget=1500) for o in ("ga", "random") for s in (0, 1)]  # noqa: E731
     local = run_grid(jobs(tmp_path / "local"), workers=1, progress=False)
     on_ray = run_grid(jobs(tmp_path / "ray"), executor="ray", workers=2, progress=False)
-    assert [m.regret for m in local] == [m.regret for m in on_ray]
+    assert [r.status for r in on_ray] == ["finished"] * 4
+    assert [r.manifest.regret for r in local] == [r.manifest.regret for r in on_ray]
     for local_job, ray_job in zip(jobs(tmp_path / "local"), jobs(tmp_path / "ray")):
         assert same_trace(trace_of(local_job.folder), trace_of(ray_job.folder))
 

@@ -301,7 +301,19 @@ def test_a_file_that_is_not_a_store_gets_a_clear_error(tmp_path):
     with sqlite3.connect(old) as connection:
         connection.execute("CREATE TABLE runs (run_key TEXT PRIMARY KEY)")
     with pytest.raises(StoreError, match="holo-bench 0.1"):
-        collect(tmp_path, old)
+        read_store(old)
+
+
+def test_reading_an_empty_file_or_collecting_no_runs_writes_no_store(tmp_path):
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    with pytest.raises(StoreError, match="is empty, not a results store"):
+        read_store(empty)
+    assert empty.stat().st_size == 0
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(ValueError, match="holds no run folders"):
+        collect(tmp_path / "nothing", tmp_path / "new.sqlite")
+    assert not (tmp_path / "new.sqlite").exists()
 
 
 def test_a_family_pools_its_instances_and_runs_and_compares_only_like_with_like(tmp_path):

@@ -46,6 +46,7 @@ from holo_bench.record import (
     stop_rule,
     write_manifest,
 )
+from holo_bench.run_lock import lock_run_folder
 from holo_bench.suite import make_function
 
 # The default alphabet: poli's amino acids, then lowercase letters for larger alphabets.
@@ -208,7 +209,9 @@ def black_box(problem: str, budget: int, out: str | os.PathLike, *, name: str | 
     not re-raised; the run finishes with the stop rule that holds, else ``optimizer-done``. Any
     other exception marks the run failed, with the error in its manifest, and is re-raised. A
     failed or killed run given again replays its trace to a solver that asks the same sequences
-    (as the runner does); a finished one is refused.
+    (as the runner does); a finished one is refused. The block holds the run folder's lock
+    (``holo_bench.run_lock``): while it runs, another ``black_box`` of the same run gets
+    ``RunLocked`` and touches nothing.
     """
     if name is None:
         if solver is None:
@@ -221,30 +224,30 @@ def black_box(problem: str, budget: int, out: str | os.PathLike, *, name: str | 
     run = RunSpec(problem=problem, spec=function.spec, optimizer=name, params=dict(params or {}),
                   seed=int(seed), budget=int(budget), count=count)
     folder = run_folder(out, name, run)
-    folder.mkdir(parents=True, exist_ok=True)
-    previous = previous_manifest(folder, run)
-    if previous is not None and previous.status == "finished":
-        raise FileExistsError(f"{folder} holds this run, finished ({previous.stop_reason}): "
-                              "collect it, or give another seed or name to run again")
-    oracle = Oracle(function, run.budget, count=run.count, log_path=folder / TRACE)
-    box = OracleBlackBox(oracle, alphabet, return_value_on_unfeasible)
-    manifest = running_manifest(
-        run, name, function,
-        optimizer_class=f"{solver.__module__}:{solver.__qualname__}" if solver else "")
-    write_manifest(folder, manifest)
-    outcome: dict = {"status": "finished", "error": None}
-    started = time.perf_counter()
-    try:
+    with lock_run_folder(folder):  # one writer per run folder, as the runner
+        previous = previous_manifest(folder, run)
+        if previous is not None and previous.status == "finished":
+            raise FileExistsError(f"{folder} holds this run, finished ({previous.stop_reason}): "
+                                  "collect it, or give another seed or name to run again")
+        oracle = Oracle(function, run.budget, count=run.count, log_path=folder / TRACE)
+        box = OracleBlackBox(oracle, alphabet, return_value_on_unfeasible)
+        manifest = running_manifest(
+            run, name, function,
+            optimizer_class=f"{solver.__module__}:{solver.__qualname__}" if solver else "")
+        write_manifest(folder, manifest)
+        outcome: dict = {"status": "finished", "error": None}
+        started = time.perf_counter()
         try:
-            yield box
-        except BudgetExhausted:
-            pass  # the solver's loop stopped at the budget or at the run's end: the run is over
-        if oracle.replaying:
-            raise ReplayMismatch("the run ended before replaying every logged call")
-        outcome["stop_reason"] = box.stop_reason or "optimizer-done"
-    except BaseException as err:
-        outcome = failure(err)
-        raise
-    finally:
-        oracle.close()
-        write_manifest(folder, ended_manifest(manifest, oracle, outcome, started))
+            try:
+                yield box
+            except BudgetExhausted:
+                pass  # the solver's loop stopped at the budget or at the run's end: it is over
+            if oracle.replaying:
+                raise ReplayMismatch("the run ended before replaying every logged call")
+            outcome["stop_reason"] = box.stop_reason or "optimizer-done"
+        except BaseException as err:
+            outcome = failure(err)
+            raise
+        finally:
+            oracle.close()
+            write_manifest(folder, ended_manifest(manifest, oracle, outcome, started))
