@@ -10,9 +10,10 @@ from 1 to the budget: 0 for solving at once, 1 for never leaving the start). Cur
 and quartiles of the regret across seeds at each grid point. The fixed-target ECDF (as in COCO)
 gives, per optimizer and across all problems, the fraction of (problem, seed, target) triples whose
 target value was reached within ``e`` evaluations. Per (problem, entry, target), the fixed-target
-table gives the success rate and the expected running time (ERT: the charged evaluations of every
-run until it reached the target, or all it was charged if it never did, summed and divided by the
-number of runs that reached it; infinite when none did), as in COCO and IOHanalyzer.
+table gives the target as a regret (the optimal value minus the target value), the success rate
+and the expected running time (ERT: the charged evaluations of every run until it reached the
+target, or all it was charged if it never did, summed and divided by the number of runs that
+reached it; infinite when none did), as in COCO and IOHanalyzer.
 
 Each row also holds its verdicts against a reference optimizer (``ga`` unless told otherwise) on
 the same problem, on final regret and on AUC (``leaderboard.stats``: one-sided Mann-Whitney U
@@ -38,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from holo_bench.measures import evaluation_grid
+from holo_bench.record import Manifest
 from holo_bench.suite import families, family_spec
 from leaderboard import stats
 from leaderboard.store import read_store
@@ -61,7 +63,7 @@ class Summary:
     reference: str = "ga"  # the entry every other is tested against, per problem
     # problem (its label on the page), family (spec without seed), about (its instances in words)
     problems: pd.DataFrame = field(default_factory=pd.DataFrame)
-    # problem, optimizer, target, runs, successes, success_rate, ert
+    # problem, optimizer, target (a value), target_regret, runs, successes, success_rate, ert
     fixed_target: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per entry: problems, normalized score and its interval, average rank (see ``_across``)
     across: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -153,6 +155,10 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, targets: pd.DataFrame,
               rounds: pd.DataFrame | None = None, reference: str = "ga") -> Summary:
     """Aggregate the store's frames (see ``leaderboard.store.read_store``); ``reference`` names
     the entry the verdicts compare with."""
+    # a target is stored as a value; the page speaks of regret, the run's optimal value minus it
+    optimal = {row.problem: Manifest.from_json(json.loads(row.manifest)).problem.optimal_value
+               for row in runs.drop_duplicates("problem").itertuples()}
+    targets = targets.assign(target_regret=targets["problem"].map(optimal) - targets["target"])
     runs, curves, targets, rounds, problems = _pool_families(runs, curves, targets, rounds)
     names = entry_names(runs)
     configurations = pd.DataFrame(
@@ -262,17 +268,18 @@ def _across(table: pd.DataFrame, runs: pd.DataFrame, seed: int = 0) -> tuple[pd.
 
 def _fixed_target(targets: pd.DataFrame) -> pd.DataFrame:
     """Success rate and ERT per (problem, entry, target); see the module docstring."""
-    columns = ["problem", "optimizer", "target", "runs", "successes", "success_rate", "ert"]
+    columns = ["problem", "optimizer", "target", "target_regret", "runs", "successes",
+               "success_rate", "ert"]
     rows = []
-    for (problem, optimizer, target), group in targets.groupby(["problem", "optimizer", "target"],
-                                                               sort=True):
+    for (problem, optimizer, target, target_regret), group in targets.groupby(
+            ["problem", "optimizer", "target", "target_regret"], sort=True):
         hit = group["evaluations"].astype(float).to_numpy()
         reached = np.isfinite(hit)
         spent = np.where(reached, hit, group["used"].to_numpy(dtype=float)).sum()
         successes = int(reached.sum())
         rows.append({"problem": problem, "optimizer": optimizer, "target": float(target),
-                     "runs": len(group), "successes": successes,
-                     "success_rate": successes / len(group),
+                     "target_regret": float(target_regret), "runs": len(group),
+                     "successes": successes, "success_rate": successes / len(group),
                      "ert": spent / successes if successes else np.inf})
     return pd.DataFrame(rows, columns=columns)
 
@@ -349,4 +356,10 @@ def _ecdf(targets: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_store(db: str | os.PathLike, reference: str = "ga") -> Summary:
-    return summarize(*read_store(db), reference=reference)
+    """``summarize`` of the store at ``db``; a ``ValueError`` saying so when it holds no runs, of
+    which there is nothing to rank."""
+    frames = read_store(db)
+    if frames[0].empty:
+        raise ValueError(f"the store {db} holds no runs; collect runs into it first "
+                         f"(holo-bench collect RUNS --db {db})")
+    return summarize(*frames, reference=reference)

@@ -73,13 +73,14 @@ def test_fixed_target_ert_by_hand_including_zero_successes():
     """ERT = evaluations of every run up to the target (or all it was charged) / successes."""
     targets = pd.DataFrame({
         "problem": "p", "optimizer": "ga", "target": [0.5, 0.5, 0.5, 1.0, 1.0, 1.0],
+        "target_regret": [0.5, 0.5, 0.5, 0.0, 0.0, 0.0],
         "evaluations": [10, 30, None, None, None, None], "used": [50, 60, 100, 50, 60, 100]})
     table = _fixed_target(targets).set_index("target")
     assert table.loc[0.5, "ert"] == (10 + 30 + 100) / 2
     assert table.loc[0.5, "successes"] == 2 and table.loc[0.5, "success_rate"] == 2 / 3
     assert math.isinf(table.loc[1.0, "ert"]) and table.loc[1.0, "successes"] == 0
     headers, grid = fixed_target_grid(_fixed_target(targets), "p")
-    assert headers == ["value ≥ 0.5", "value ≥ 1"] and grid == [["ga", "70 (2/3)", "∞ (0/3)"]]
+    assert headers == ["regret ≤ 0.5", "regret ≤ 0"] and grid == [["ga", "70 (2/3)", "∞ (0/3)"]]
 
 
 def test_nemenyi_critical_difference_uses_demsars_published_q_values():
