@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import os
 import shlex
 import sys
+import textwrap
 from pathlib import Path
 
 from holo_bench import suite
@@ -19,6 +22,14 @@ DEFAULT_OUT = "runs"
 
 
 def _list(args: argparse.Namespace) -> int:
+    if args.what in (None, "problems"):
+        _list_problems()
+    if args.what in (None, "optimizers"):
+        _list_optimizers()
+    return 0
+
+
+def _list_problems() -> None:
     print("suites:")
     for name, members in suite.suites().items():
         print(f"  {name}: {', '.join(members)}")
@@ -29,7 +40,35 @@ def _list(args: argparse.Namespace) -> int:
     for name, entry in suite.families().items():
         seeds = ",".join(str(seed) for seed in entry["seeds"])
         print(f"  {name:28s} {entry['spec'] + ' seeds ' + seeds:45s} {entry.get('about', '')}")
-    return 0
+
+
+def _list_optimizers() -> None:
+    """Each registered optimizer with the first line of its docstring and its parameters'
+    defaults, then the ``ng:`` and ``module:Class`` routes."""
+    from holo_bench.params import params_dict
+    from optimizers.registry import available, optimizer_class
+
+    print("optimizers (--optimizer NAME; --set NAME.PARAMETER=VALUE):")
+    for name in sorted(available()):
+        try:
+            cls = optimizer_class(name)
+        except ValueError as err:  # a third party's entry point that does not load
+            print(f"  {name:22s} cannot be loaded: {err}")
+            continue
+        defaults = ", ".join(f"{key}={value}" for key, value in params_dict(cls.Params()).items())
+        print(f"  {name:22s} {_first_sentence(inspect.getdoc(cls) or '')}")
+        print(textwrap.fill(defaults or "(no parameters)", 100, initial_indent=" " * 25,
+                            subsequent_indent=" " * 25))
+    print(f"  {'ng:NAME':22s} any optimizer of nevergrad's registry, e.g. ng:DiscreteOnePlusOne "
+          "(needs the nevergrad extra; docs/nevergrad.md)")
+    print(f"  {'module:Class':22s} an optimizer class importable from the working folder or the "
+          "installed packages (docs/submitting-an-optimizer.md)")
+
+
+def _first_sentence(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, without reST markup."""
+    paragraph = " ".join(doc.split("\n\n")[0].split()).replace("``", "")
+    return paragraph.split(". ")[0].rstrip(".") + "."
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -100,6 +139,18 @@ def _split_params(assignments: list[str], optimizers: list[str]) -> dict[str, di
     return params
 
 
+def _check_distinct_instances(problems: list[str]) -> None:
+    """Every problem builds, and no instance comes twice (a repeated name, or a family that
+    holds a listed instance): two jobs of one run would share one folder."""
+    seen: dict[str, str] = {}
+    for problem in problems:
+        spec = suite.make_function(problem).spec
+        if spec in seen:
+            raise ValueError(f"{seen[spec]!r} and {problem!r} are one instance ({spec}); name "
+                             "each instance once")
+        seen[spec] = problem
+
+
 def _argument(name: str, check, *values):
     """``check(*values)``, with a ValueError's message prefixed by the argument it is about."""
     try:
@@ -123,8 +174,7 @@ def _run(args: argparse.Namespace) -> int:
     for name in optimizers:
         _argument("--optimizer", optimizer_class, name)
     problems = suite.resolve_problems(args.problem or DEFAULT_PROBLEMS)
-    for problem in problems:
-        _argument("--problem", suite.make_function, problem)
+    _argument("--problem", _check_distinct_instances, problems)
     params = _argument("--set", _split_params, args.set, optimizers)
     if args.backend:
         _argument("--backend", _set_backend, params, args.backend)
@@ -195,11 +245,11 @@ def _report_grid(results, args: argparse.Namespace) -> int:
     counts = table["status"].value_counts()
     others = ", ".join(f"{counts[status]} {status}" for status in ("failed", "rejected", "skipped")
                        if status in counts)
-    print(f"{len(finished)} of {_plural(len(table), 'run')} finished and verified"
+    print(f"{len(finished)} of {len(table)} runs finished and verified"
           f"{'; ' + others if others else ''}; run folders under {out} "
           f"(read them with leaderboard.load_runs({str(out)!r}))")
     if len(finished) and not args.no_page:
-        print(f"leaderboard: {_write_page(out, args.reference)}")
+        print(f"leaderboard: {_write_page(out, args.reference, progress=not args.quiet)}")
     return 0 if len(finished) == len(table) else 1
 
 
@@ -207,7 +257,7 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _write_page(out: Path, reference: str) -> Path:
+def _write_page(out: Path, reference: str, progress: bool) -> Path:
     """Collect every run under ``out`` into ``out/leaderboard.sqlite`` (verifying each) and write
     the HTML leaderboard of that store next to it; returns the page's path."""
     from leaderboard.aggregate import summarize_store
@@ -215,9 +265,11 @@ def _write_page(out: Path, reference: str) -> Path:
     from leaderboard.store import collect
 
     db, page = out / "leaderboard.sqlite", out / "leaderboard.html"
-    report = collect(out, db)
+    report = collect(out, db, progress=progress)
     for folder, reason in report.rejected.items():
         print(f"REJECTED {folder}: {reason}", file=sys.stderr)
+    if progress:
+        print(f"writing the leaderboard page from {db} ...", file=sys.stderr, flush=True)
     write_leaderboard(summarize_store(db, reference=reference), html_path=page)
     return page
 
@@ -225,10 +277,11 @@ def _write_page(out: Path, reference: str) -> Path:
 def _collect(args: argparse.Namespace) -> int:
     from leaderboard.store import collect
 
-    report = collect(args.runs, args.db)
-    print(f"{len(report.added)} runs added, {len(report.unchanged)} unchanged, "
-          f"{len(report.duplicates)} duplicates of stored runs, {len(report.skipped)} unfinished "
-          f"skipped, {len(report.rejected)} rejected; store: {args.db}")
+    report = collect(args.runs, args.db, progress=None)
+    print(f"{_plural(len(report.added), 'run')} added, {len(report.unchanged)} unchanged, "
+          f"{_plural(len(report.duplicates), 'duplicate')} of stored runs, "
+          f"{len(report.skipped)} unfinished skipped, {len(report.rejected)} rejected; store: "
+          f"{args.db}")
     for folder, stored in report.duplicates.items():
         print(f"DUPLICATE {folder}: the same run as {stored}, which the store keeps",
               file=sys.stderr)
@@ -260,10 +313,10 @@ def _submit(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from leaderboard.export import export
 
-    report = export(args.runs, args.out, args.format)
-    print(f"{len(report.exported)} runs exported to {args.out} ({args.format}), "
-          f"{len(report.duplicates)} duplicates, {len(report.skipped)} unfinished skipped, "
-          f"{len(report.rejected)} rejected")
+    report = export(args.runs, args.out, args.format, force=args.force)
+    print(f"{_plural(len(report.exported), 'run')} exported to {args.out} ({args.format}), "
+          f"{_plural(len(report.duplicates), 'duplicate')}, {len(report.skipped)} unfinished "
+          f"skipped, {len(report.rejected)} rejected")
     for folder, reason in report.rejected.items():
         print(f"REJECTED {folder}: {reason}", file=sys.stderr)
     return 1 if report.rejected else 0
@@ -304,20 +357,27 @@ class OneLineErrors(argparse.ArgumentParser):
     """Usage errors as one line naming the argument (``--help`` shows the usage), exit status 2."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+        self.exit(2, f"holo-bench: error: {' '.join(message.split())}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineErrors(prog="holo-bench", description=__doc__)
+    parser = OneLineErrors(prog="holo-bench", description="Benchmark optimizers of biological "
+                           "sequences on Ehrlich functions: run grids, verify and store their "
+                           "runs, and write the leaderboard.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="list the named suites and instances").set_defaults(func=_list)
+    lister = commands.add_parser(
+        "list", help="list the named suites, instances and families, and the optimizers")
+    lister.add_argument("what", nargs="?", choices=["problems", "optimizers"],
+                        help="only the problems, or only the optimizers (default: both)")
+    lister.set_defaults(func=_list)
 
     run = commands.add_parser(
         "run",
         help="run every (optimizer, problem, seed) job; with no arguments, the default benchmark"
     )
     run.add_argument("--optimizer", action="append",
-                     help=f"registered name, ng:NAME (nevergrad) or module:Class, repeatable "
+                     help=f"registered name (holo-bench list optimizers), ng:NAME (nevergrad) "
+                          f"or module:Class, repeatable "
                           f"(default: {' '.join(DEFAULT_OPTIMIZERS)})")
     run.add_argument("--problem", action="append",
                      help=f"instance, family, suite or spec string, repeatable "
@@ -378,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--format", choices=["csv", "ioh"], required=True)
     exporter.add_argument("--out", required=True,
                           help="the CSV file to write, or a new folder for the IOH format")
+    exporter.add_argument("--force", action="store_true",
+                          help="overwrite an existing CSV file")
     exporter.set_defaults(func=_export)
 
     gate = commands.add_parser(
@@ -405,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = shlex.join(["holo-bench", *argv])
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (``holo-bench list | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except ValueError as err:  # bad names, specs, parameters, folders or stores: one line
         print(f"holo-bench: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

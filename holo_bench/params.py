@@ -49,9 +49,12 @@ def parse_assignment(text: str, context: str = "") -> tuple[str, Any]:
 
 
 def close_matches(name: str, known) -> str:
-    """`` (did you mean x?)`` for a misspelt name, or nothing."""
-    matches = difflib.get_close_matches(name, list(known), n=3)
-    return f" (did you mean {', '.join(matches)}?)" if matches else ""
+    """`` (did you mean x?)`` for a misspelt or miscapitalized name, or nothing."""
+    by_lower: dict[str, str] = {}
+    for option in known:
+        by_lower.setdefault(option.lower(), option)
+    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=3)
+    return f" (did you mean {', '.join(by_lower[m] for m in matches)}?)" if matches else ""
 
 
 def accepts(kind, value) -> bool:

@@ -18,7 +18,7 @@ from functools import cache
 from importlib.resources import files
 
 from holo_bench.functions import Ehrlich, RoughMtFuji, TestFunction
-from holo_bench.params import parse_assignment
+from holo_bench.params import close_matches, parse_assignment
 
 FUNCTIONS: dict[str, type[TestFunction]] = {cls.spec_name: cls for cls in (Ehrlich, RoughMtFuji)}
 
@@ -87,6 +87,12 @@ def parse_spec(spec: str) -> tuple[type[TestFunction], dict]:
 def make_function(name_or_spec: str) -> TestFunction:
     """Build the function of a named instance (``f2``) or of a spec string."""
     spec = instances().get(name_or_spec, {}).get("spec", name_or_spec)
+    if ":" not in spec and spec not in FUNCTIONS:  # a name, not a spec string
+        names = [*instances(), *families(), *suites()]
+        raise ValueError(
+            f"unknown problem {name_or_spec!r}{close_matches(name_or_spec, names)}: give an "
+            "instance, family or suite name (`holo-bench list` shows them) or a spec string such "
+            "as ehrlich:v=32,L=32,c=4,k=4,q=4,seed=1")
     cls, kwargs = parse_spec(spec)
     try:
         return cls(**kwargs)

@@ -51,16 +51,30 @@ class ExportReport:
     duplicates: dict[str, str] = field(default_factory=dict)
 
 
-def export(root: str | os.PathLike, out: str | os.PathLike, format: str) -> ExportReport:
+def _check_target(out: Path, format: str, force: bool) -> None:
+    if format == "csv" and out.is_dir():
+        raise ValueError(f"--out {out} is a folder; the CSV export writes one file, e.g. "
+                         f"{out / 'runs.csv'}")
+    if format == "csv" and out.exists() and not force:
+        raise ValueError(f"--out {out} exists; give a new file, or --force to overwrite it")
+    if format == "ioh" and out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; the IOH export writes a folder")
+    if format == "ioh" and out.exists() and any(out.iterdir()):
+        raise ValueError(f"--out {out} exists and is not empty; give a new folder for the IOH "
+                         "export")
+
+
+def export(root: str | os.PathLike, out: str | os.PathLike, format: str,
+           force: bool = False) -> ExportReport:
     """Verify every run folder under ``root`` and write the accepted runs to ``out``: a CSV file
-    (``format="csv"``) or a new folder in IOHprofiler's format (``format="ioh"``)."""
+    (``format="csv"``; an existing one only with ``force``) or a new or empty folder in
+    IOHprofiler's format (``format="ioh"``). The target is checked before any run is verified."""
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
     root, out = Path(root), Path(out)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder of run folders")
-    if format == "ioh" and out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} exists and is not empty; give a new folder for the IOH export")
+    _check_target(out, format, force)
     report = ExportReport()
     runs: dict[str, tuple[Path, VerifiedRun]] = {}
     for folder in find_runs(root):

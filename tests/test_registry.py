@@ -1,8 +1,10 @@
 """Optimizers by name, by module:Class, and from a third-party package's entry point."""
 
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,33 @@ from optimizers.closure import ClosureAdapter, HoloDiscreteEvolution
 from optimizers.ga import GeneticAlgorithm
 from optimizers.registry import available, make_optimizer, optimizer_class
 
+# A third-party optimizer, as docs/submitting-an-optimizer.md has users write it.
+GREEDY_WALK = textwrap.dedent("""
+    from dataclasses import dataclass
+
+    import numpy as np
+    from optimizers.base import Optimizer
+
+    @dataclass(frozen=True)
+    class GreedyWalkParams:
+        batch: int = 20
+
+    class GreedyWalk(Optimizer):
+        Params = GreedyWalkParams
+        def setup(self, problem, seed, workdir=None):
+            self.rng = np.random.default_rng(seed)
+            self.best, self.best_value, self.p = problem.initial_solution[0], -np.inf, problem
+            return 0
+        def ask(self, n):
+            X = np.tile(self.best, (min(n, self.params.batch), 1))
+            pos = self.rng.integers(0, self.p.dim, len(X))
+            X[np.arange(len(X)), pos] = self.rng.integers(0, self.p.num_states, len(X))
+            return X
+        def tell(self, X, values):
+            if values.max() > self.best_value:
+                self.best, self.best_value = X[values.argmax()], values.max()
+""")
+
 
 def test_builtins_resolve():
     assert optimizer_class("ga") is GeneticAlgorithm
@@ -22,6 +51,57 @@ def test_builtins_resolve():
 
 def test_module_class_paths_resolve():
     assert optimizer_class("optimizers.ga:GeneticAlgorithm") is GeneticAlgorithm
+
+
+def test_a_module_class_path_is_found_in_the_working_folder(tmp_path, monkeypatch):
+    """As `python -m` would: a console script's sys.path does not hold the working folder."""
+    (tmp_path / "walk_in_cwd").mkdir()
+    (tmp_path / "walk_in_cwd" / "module.py").write_text(GREEDY_WALK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path
+                                      if entry not in ("", str(tmp_path))])
+    try:
+        cls = optimizer_class("walk_in_cwd.module:GreedyWalk")
+        assert cls.__name__ == "GreedyWalk"
+        assert Path(sys.modules[cls.__module__].__file__) == tmp_path / "walk_in_cwd" / "module.py"
+        assert sys.path[0] == str(tmp_path)
+    finally:
+        sys.modules.pop("walk_in_cwd.module", None)
+        sys.modules.pop("walk_in_cwd", None)
+
+
+def test_registered_names_leave_the_import_path_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = list(sys.path)
+    optimizer_class("ga")
+    assert sys.path == path
+
+
+def test_a_missing_module_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.raises(ValueError, match=re.escape(
+            f"No module named 'my_package' (searched the working folder {tmp_path} and the "
+            "installed packages)")):
+        optimizer_class("my_package.module:GreedyWalk")
+
+
+def test_holo_bench_runs_a_module_class_path_from_its_folder_with_its_parameters(tmp_path):
+    """The console script, from the folder holding the package, on a pool of two workers;
+    ``--set`` names the optimizer by its whole ``module:Class`` path."""
+    (tmp_path / "walk_in_cwd").mkdir()
+    (tmp_path / "walk_in_cwd" / "module.py").write_text(GREEDY_WALK)
+    name = "walk_in_cwd.module:GreedyWalk"
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "holo-bench"), "run", "--optimizer", name, "--problem",
+         "smoke_ehrlich_small", "--seeds", "0-1", "--budget", "200", "--out", "runs", "--quiet",
+         "--no-page", "--workers", "2", "--set", f"{name}.batch=10"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    manifests = [read_manifest(folder) for folder in find_runs(tmp_path / "runs")]
+    assert [(m.run.optimizer, m.run.seed, m.status, m.run.params) for m in manifests] == [
+        (name, 0, "finished", {"batch": 10}), (name, 1, "finished", {"batch": 10})]
 
 
 @pytest.mark.parametrize(
@@ -36,7 +116,7 @@ def test_bad_names_say_what_is_wrong(name, message):
 
 @pytest.mark.parametrize(
     "params,message",
-    [({"no_such_parameter": 1}, "GeneticAlgorithm has no parameter 'no_such_parameter'"),
+    [({"no_such_parameter": 1}, "optimizer ga has no parameter 'no_such_parameter'"),
      ({"num_particle": 10}, "did you mean num_particles"),
      ({"num_particles": "many"}, "parameter num_particles must be an integer, got 'many'"),
      ({"mutation_prob": True}, "parameter mutation_prob must be a number or none"),
@@ -63,31 +143,7 @@ def test_third_party_optimizer_runs_through_its_entry_point(tmp_path):
     """A package outside this repo declares an optimizer; `holo-bench run` finds and runs it."""
     package = tmp_path / "site" / "greedy_walk"
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text(textwrap.dedent("""
-        from dataclasses import dataclass
-
-        import numpy as np
-        from optimizers.base import Optimizer
-
-        @dataclass(frozen=True)
-        class GreedyWalkParams:
-            batch: int = 20
-
-        class GreedyWalk(Optimizer):
-            Params = GreedyWalkParams
-            def setup(self, problem, seed, workdir=None):
-                self.rng = np.random.default_rng(seed)
-                self.best, self.best_value, self.p = problem.initial_solution[0], -np.inf, problem
-                return 0
-            def ask(self, n):
-                X = np.tile(self.best, (min(n, self.params.batch), 1))
-                pos = self.rng.integers(0, self.p.dim, len(X))
-                X[np.arange(len(X)), pos] = self.rng.integers(0, self.p.num_states, len(X))
-                return X
-            def tell(self, X, values):
-                if values.max() > self.best_value:
-                    self.best, self.best_value = X[values.argmax()], values.max()
-    """))
+    (package / "__init__.py").write_text(GREEDY_WALK)
     dist = tmp_path / "site" / "greedy_walk-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: greedy-walk\nVersion: 0.1\n")
@@ -102,10 +158,10 @@ def test_third_party_optimizer_runs_through_its_entry_point(tmp_path):
         capture_output=True, text=True, env=env,
     )
     assert run.returncode == 0, run.stderr
-    assert "1 of 1 runs finished" in run.stdout
     [folder] = find_runs(out)
     assert (folder.parent == out / "greedy-walk" / "smoke_ehrlich_small"
             and (folder / "trace.bin").exists())
+    assert read_manifest(folder).status == "finished"
     assert read_manifest(folder).run.params == {"batch": 10}
 
 

@@ -579,21 +579,29 @@ def _spearman(loglik: np.ndarray, values: np.ndarray) -> float | None:
 
 
 class LlomeMarge(Llome):
+    """LLOME trained every round with the MargE loss on the oracle's labels."""
+
     name = "llome-marge"
     loss = "marge"
 
 
 class LlomeSft(Llome):
+    """LLOME trained every round by supervised fine-tuning on its best edits."""
+
     name = "llome-sft"
     loss = "sft"
 
 
 class LlomeDpo(Llome):
+    """LLOME trained every round with the DPO preference loss."""
+
     name = "llome-dpo"
     loss = "dpo"
 
 
 class LlomeMargeOnPolicy(Llome):
+    """LLOME-MargE trained on its own proposals (on-policy) instead of the pool's."""
+
     name = "llome-marge-onpolicy"
     loss = "marge"
     data = "own"
