@@ -29,6 +29,11 @@ ENTRY_POINT_GROUP = "holo_bench.optimizers"
 BUILTINS = {
     "ga": "optimizers.ga:GeneticAlgorithm",
     "random": "optimizers.random_search:RandomSearch",
+    "ea-1p1": "optimizers.ea:OnePlusOne",
+    "ea-lengler": "optimizers.ea:LenglerOnePlusOne",
+    "ea-fast": "optimizers.ea:FastOnePlusOne",
+    "ea-mu-lambda": "optimizers.ea:MuPlusLambda",
+    "sa": "optimizers.annealing:SimulatedAnnealing",
     "holo-ga": "optimizers.closure:HoloDiscreteEvolution",
     "llome-marge": "optimizers.llome.optimizer:LlomeMarge",
     "llome-sft": "optimizers.llome.optimizer:LlomeSft",

@@ -197,4 +197,5 @@ def test_command_line_runs_nevergrad_with_its_parameters(tmp_path, capsys):
                  "smoke_ehrlich_small", "--seeds", "0", "--budget", "200", "--set",
                  "batch_size=2", "--out", str(tmp_path), "--quiet", "--workers", "1"]) == 0
     output = capsys.readouterr().out
-    assert "ng:DiscreteLenglerOnePlusOne" in output and "1 of 1 runs finished and verified" in output
+    assert "ng:DiscreteLenglerOnePlusOne" in output
+    assert "1 of 1 runs finished and verified" in output
