@@ -59,6 +59,7 @@ def marge_run(tmp_path_factory):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.e2e
 def test_end_to_end_improves_on_its_round_zero_data(marge_run):
     folder, manifest = marge_run
     assert manifest.status == "finished", manifest.error
@@ -72,6 +73,7 @@ def test_end_to_end_improves_on_its_round_zero_data(marge_run):
     assert values[~seed_phase].max() > values[seed_phase].max()
 
 
+@pytest.mark.e2e
 def test_rounds_write_metrics_and_hugging_face_checkpoints(marge_run):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -92,6 +94,7 @@ def test_rounds_write_metrics_and_hugging_face_checkpoints(marge_run):
     assert tokenizer("<bos> <inc> 3 7").input_ids == [1, 3, RESIDUE_OFFSET + 3, RESIDUE_OFFSET + 7]
 
 
+@pytest.mark.e2e
 def test_killed_run_resumes_from_its_last_round(marge_run, tmp_path):
     """SIGKILL after the first finished round, with a round still to go (the run solves the
     instance in its second); the rerun restores round 1 and ends with the same trace (all at
@@ -130,13 +133,13 @@ def test_a_resumed_round_asks_its_saved_proposals_without_generating_again(tmp_p
     from optimizers.llome import optimizer as llome
 
     f, problem = small_problem()
-    first = LlomeMarge(**SMALL)
+    first = LlomeMarge(**TINY)
     assert first.setup(problem, np.random.SeedSequence(0), workdir=tmp_path) == 0
     calls = seed_phase(first, f)
     asked = first.ask(200)  # round 1: trained, generated, saved; then the process dies
     assert len(asked) > 0
     monkeypatch.setattr(llome, "refine", lambda *args, **kwargs: pytest.fail("generated again"))
-    resumed = LlomeMarge(**SMALL)
+    resumed = LlomeMarge(**TINY)
     assert resumed.setup(problem, np.random.SeedSequence(0), workdir=tmp_path) == calls
     np.testing.assert_array_equal(resumed.ask(200), asked)
     resumed.tell(asked, f(asked))
@@ -222,6 +225,7 @@ def test_vllm_prompt_seeds_are_distinct_and_leave_room_for_their_samples():
     assert seeds != [prompt_seed(12346, b) for b in range(1000)]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("variant, loss", [("llome-sft", "sft"), ("llome-dpo", "dpo"),
                                            ("llome-marge-onpolicy", "marge")])
 def test_other_variants_run_end_to_end(tmp_path, variant, loss):
@@ -280,6 +284,7 @@ def test_generated_log_probabilities_are_the_untempered_models(temperature):
     assert torch.equal(tokens, again)
 
 
+@pytest.mark.e2e
 def test_round_diagnostics_reach_the_leaderboard(marge_run, tmp_path):
     from leaderboard.aggregate import summarize_store
     from leaderboard.render import render_html
@@ -341,7 +346,7 @@ def test_padded_log_probabilities_equal_unpadded_ones(pretrained):
 
 def test_llome_runs_from_a_local_pretrained_model(pretrained, tmp_path):
     params = {**SMALL, "model_path": str(pretrained), "first_epochs": 2, "epochs": 1}
-    job = make_job("llome-marge", PROBLEM, 0, SEED_QUERIES + 200, tmp_path, params=params)
+    job = make_job("llome-marge", PROBLEM, 0, SEED_QUERIES + 100, tmp_path, params=params)
     manifest = run_job(job)
     assert manifest.status == "finished", manifest.error
     assert (job.folder / "optimizer" / "round-1" / "tokenizer.json").exists()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from harness.regression import run_suite
 from leaderboard.regress import compare, score
@@ -24,6 +25,7 @@ def regress_cli(*args):
                           capture_output=True, text=True, cwd=ROOT)
 
 
+@pytest.mark.e2e
 def test_committed_ci_baseline_passes_and_a_degraded_ga_fails():
     passed = regress_cli("--suite", "ci", "--baseline", "benchmarks/baselines/ci.json")
     assert passed.returncode == 0, passed.stdout + passed.stderr
@@ -70,6 +72,7 @@ def test_score_ranks_solving_sooner_above_solving_later_above_not_solving():
     assert list(np.argsort(s)) == [0, 1, 2, 3] and s[0] == -0.9 and np.isclose(s[1], -0.1)
 
 
+@pytest.mark.e2e  # regress runs the whole ci suite before it reads the baseline's definition
 def test_baseline_of_another_suite_definition_is_refused(tmp_path):
     baseline = json.loads((ROOT / "benchmarks/baselines/ci.json").read_text())
     baseline["definition"]["budget"] += 1
