@@ -30,7 +30,7 @@ import numpy as np
 
 from holo_bench.sequences import token_dtype
 from optimizers.base import Optimizer, Problem
-from optimizers.ea import mutate
+from optimizers.ea import mutate, told_values
 
 
 def temperature(asks: np.ndarray | int, budget: int, initial: float, final: float) -> np.ndarray:
@@ -105,13 +105,7 @@ class SimulatedAnnealing(Optimizer):
         return self._pending.copy()
 
     def tell(self, X: np.ndarray, values: np.ndarray) -> None:
-        values = np.asarray(values, dtype=np.float64)
-        if values.shape != (len(self._pending),) or len(X) != len(self._pending):
-            raise ValueError(
-                f"tell expects the {len(self._pending)} sequences of the last ask and their "
-                f"values, got {len(X)} sequences and values of shape {values.shape}")
-        if np.isnan(values).any():
-            raise ValueError("values must not be NaN; mark infeasible sequences with -inf")
+        values = told_values(X, values, len(self._pending))
         if not len(values):
             return
         proposal, self._pending = self._pending, self._pending[:0]

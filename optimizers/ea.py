@@ -88,6 +88,19 @@ def _mutate_one(rng: np.random.Generator, parent: np.ndarray, rate: float,
     return child
 
 
+def told_values(X: np.ndarray, values, asked: int) -> np.ndarray:
+    """``values`` as float64 ``(asked,)``, checked against the ``asked`` sequences of the last
+    ask: ``ValueError`` for another count or shape, or for NaN (infeasible is ``-inf``)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (asked,) or len(X) != asked:
+        raise ValueError(
+            f"tell expects the {asked} sequences of the last ask and their values, got {len(X)} "
+            f"sequences and values of shape {values.shape}")
+    if np.isnan(values).any():
+        raise ValueError("values must not be NaN; mark infeasible sequences with -inf")
+    return values
+
+
 def lengler_intensity(asks: np.ndarray, dim: int, alpha: float = LENGLER_ALPHA) -> np.ndarray:
     """``max(1, floor(dim * alpha * ln(k) / k))`` for each ask index ``k >= 1`` in ``asks``
     ``(n,)``: the expected number of mutated positions of nevergrad's ``mutation="lengler"``,
@@ -267,13 +280,7 @@ class MuPlusLambda(Optimizer):
         return batch.copy()
 
     def tell(self, X: np.ndarray, values: np.ndarray) -> None:
-        values = np.asarray(values, dtype=np.float64)
-        if values.shape != (len(self._pending),) or len(X) != len(self._pending):
-            raise ValueError(
-                f"tell expects the {len(self._pending)} sequences of the last ask and their "
-                f"values, got {len(X)} sequences and values of shape {values.shape}")
-        if np.isnan(values).any():
-            raise ValueError("values must not be NaN; mark infeasible sequences with -inf")
+        values = told_values(X, values, len(self._pending))
         children, self._pending = self._pending, self._pending[:0]  # ours, not the caller's X
         if not len(children):
             return
