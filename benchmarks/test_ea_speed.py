@@ -49,8 +49,9 @@ def timed_rounds(benchmark, name, params, implementation):
 
     benchmark.extra_info.update(optimizer=name, params=params, evaluations=EVALUATIONS)
     benchmark.pedantic(evaluations, rounds=ROUNDS[implementation], warmup_rounds=1)
-    benchmark.extra_info["cpu_per_evaluation_us"] = (
-        benchmark.stats.stats.mean / EVALUATIONS * 1e6)
+    if benchmark.stats is not None:  # None under --benchmark-disable (CI's correctness run)
+        benchmark.extra_info["cpu_per_evaluation_us"] = (
+            benchmark.stats.stats.mean / EVALUATIONS * 1e6)
     optimizer.close()
 
 
