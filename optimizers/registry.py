@@ -40,6 +40,10 @@ BUILTINS = {
     "llome-dpo": "optimizers.llome.optimizer:LlomeDpo",
     "llome-marge-onpolicy": "optimizers.llome.optimizer:LlomeMargeOnPolicy",
     "llome-nolm": "optimizers.llome.optimizer:LlomeNoModel",
+    "adalead": "optimizers.adalead:AdaLead",
+    "pex": "optimizers.pex:PEX",
+    "cbas": "optimizers.cbas:CbAS",
+    "dbas": "optimizers.cbas:DbAS",
 }
 
 

@@ -340,14 +340,6 @@ def our_run(f, seed):
     return oracle.regret, oracle.records["feasible"].mean()
 
 
-@pytest.fixture
-def one_torch_thread():
-    """holo's small tensor ops spend most of their time waking a second thread on 2 busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings(

@@ -13,9 +13,11 @@ from optimizers.registry import available, make_optimizer
 # Small settings so each optimizer runs a few rounds quickly; anything unlisted uses defaults.
 LLOME = {"seed_particles": 32, "seed_generations": 2, "labels_per_round": 40, "num_seeds": 8,
          "steps": 1, "samples": 2, "first_epochs": 2, "epochs": 1, "hidden_size": 32, "layers": 1}
+SURROGATE = {"preset": "cpu", "ensemble_size": 2, "model_queries_per_round": 200}
 SMALL = {"ga": {"num_particles": 32}, "holo-ga": {"num_particles": 32},
          "random": {"batch_size": 32}, "llome-marge": LLOME, "llome-sft": LLOME,
-         "llome-dpo": LLOME}
+         "llome-dpo": LLOME, "adalead": SURROGATE, "pex": SURROGATE,
+         "cbas": {**SURROGATE, "vae_epochs": 1}, "dbas": {**SURROGATE, "vae_epochs": 1}}
 
 
 def problem_of(name="smoke_ehrlich_small", budget=500):

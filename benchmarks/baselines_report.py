@@ -1,0 +1,123 @@
+"""The pre-registered comparison of docs/baselines.md: per arm and problem the median final regret
+with its bootstrap interval, and the one-sided tests against ``ga`` and ``ea-1p1`` with Holm's
+correction over all of them together.
+
+Usage:
+    python benchmarks/baselines_report.py SOURCE [--csv RUNS.csv] [--markdown OUT.md]
+
+SOURCE is a results store (``holo-bench collect``: every run verified from its trace) or the
+per-run CSV this script writes from one (``--csv``), so that anyone can recompute every number
+from the published CSV alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leaderboard.stats import ALPHA, bootstrap_interval, holm, one_sided_p
+
+REFERENCES = ["ga", "ea-1p1"]
+RESAMPLES = 10_000
+COLUMNS = ["optimizer", "problem", "seed", "budget", "count", "evaluations", "queries",
+           "best_value", "final_regret", "evals_to_solve", "feasible_fraction",
+           "distinct_fraction", "diversity", "seconds", "params", "trace_sha256"]
+
+
+def read_runs(source: str | Path) -> pd.DataFrame:
+    """One row per run (``COLUMNS``), from a store or from this script's CSV."""
+    if str(source).endswith(".csv"):
+        return pd.read_csv(source)
+    from leaderboard.store import read_store
+
+    return read_store(source)[0][COLUMNS]
+
+
+def difference_interval(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of median(x) - median(y), each arm's runs resampled on
+    their own (``RESAMPLES`` draws from ``seed``)."""
+    rng = np.random.default_rng(seed)
+    draws = (np.median(rng.choice(x, (RESAMPLES, len(x))), axis=1)
+             - np.median(rng.choice(y, (RESAMPLES, len(y))), axis=1))
+    low, high = np.quantile(draws, [0.025, 0.975])
+    return float(low), float(high)
+
+
+def compare(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (problem, arm): seeds, median final regret and interval; per reference, the difference
+    of medians with its interval and the Holm-adjusted p-value of "lower than the reference"
+    (Holm over every test of the table, both references together)."""
+    final = {key: group.sort_values("seed")["final_regret"].to_numpy(dtype=float)
+             for key, group in runs.groupby(["problem", "optimizer"])}
+    rows = []
+    for (problem, optimizer), regret in sorted(final.items()):
+        low, high = bootstrap_interval(regret, np.median)
+        row = {"problem": problem, "optimizer": optimizer, "seeds": len(regret),
+               "median": float(np.median(regret)), "low": low, "high": high}
+        for reference in REFERENCES:
+            base = final.get((problem, reference))
+            if base is None or optimizer == reference:
+                row[f"p_{reference}"] = np.nan
+                continue
+            row[f"diff_{reference}"] = float(np.median(regret) - np.median(base))
+            row[f"diff_{reference}_low"], row[f"diff_{reference}_high"] = \
+                difference_interval(regret, base)
+            row[f"p_{reference}"] = one_sided_p(regret, base)[0]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    names = [f"p_{reference}" for reference in REFERENCES]
+    adjusted = holm(table[names].to_numpy().T.ravel()).reshape(len(names), -1)
+    for name, values in zip(names, adjusted):
+        table[f"holm_{name[2:]}"] = values
+    return table
+
+
+def _cell(row, reference: str) -> str:
+    if row.optimizer == reference:
+        return "(reference)"
+    p = getattr(row, f"holm_{reference}")
+    if np.isnan(p):
+        return ""
+    d = getattr(row, f"diff_{reference}")
+    low, high = (getattr(row, f"diff_{reference}_{end}") for end in ("low", "high"))
+    mark = " **beats**" if p < ALPHA else ""
+    return f"{d:+.4f} [{low:+.4f}, {high:+.4f}], p = {p:.3g}{mark}"
+
+
+def markdown(table: pd.DataFrame, runs: pd.DataFrame) -> str:
+    tests = int(table[[f"p_{reference}" for reference in REFERENCES]].notna().sum().sum())
+    lines = [f"{len(runs)} runs; {tests} one-sided tests, Holm-adjusted together at level "
+             f"{ALPHA}. Final regret at the run's budget; intervals are 95% percentile bootstrap "
+             f"intervals ({RESAMPLES:,} resamples, seed 0).", "",
+             "| problem | optimizer | seeds | median final regret [95% CI] | "
+             + " | ".join(f"difference to {r} [95% CI], Holm p (lower)" for r in REFERENCES)
+             + " |",
+             "|---|---|---|---|" + "---|" * len(REFERENCES)]
+    for row in table.sort_values(["problem", "median", "optimizer"]).itertuples():
+        lines.append(f"| {row.problem} | {row.optimizer} | {row.seeds} | {row.median:.4f} "
+                     f"[{row.low:.4f}, {row.high:.4f}] | "
+                     + " | ".join(_cell(row, r) for r in REFERENCES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="a results store (.sqlite) or this script's per-run CSV")
+    parser.add_argument("--csv", help="write the per-run CSV here (from a store)")
+    parser.add_argument("--markdown", help="write the table here (default: print it)")
+    args = parser.parse_args(argv)
+    runs = read_runs(args.source)
+    if args.csv:
+        runs.sort_values(["problem", "optimizer", "seed"]).to_csv(args.csv, index=False)
+    text = markdown(compare(runs), runs)
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    else:
+        print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
