@@ -75,14 +75,13 @@ def compare(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _cell(row, reference: str) -> str:
-    if row.optimizer == reference:
+def _cell(row: dict, reference: str) -> str:
+    if row["optimizer"] == reference:
         return "(reference)"
-    p = getattr(row, f"holm_{reference}")
+    p = row[f"holm_{reference}"]
     if np.isnan(p):
         return ""
-    d = getattr(row, f"diff_{reference}")
-    low, high = (getattr(row, f"diff_{reference}_{end}") for end in ("low", "high"))
+    d, low, high = (row[f"diff_{reference}{end}"] for end in ("", "_low", "_high"))
     mark = " **beats**" if p < ALPHA else ""
     return f"{d:+.4f} [{low:+.4f}, {high:+.4f}], p = {p:.3g}{mark}"
 
@@ -96,9 +95,9 @@ def markdown(table: pd.DataFrame, runs: pd.DataFrame) -> str:
              + " | ".join(f"difference to {r} [95% CI], Holm p (lower)" for r in REFERENCES)
              + " |",
              "|---|---|---|---|" + "---|" * len(REFERENCES)]
-    for row in table.sort_values(["problem", "median", "optimizer"]).itertuples():
-        lines.append(f"| {row.problem} | {row.optimizer} | {row.seeds} | {row.median:.4f} "
-                     f"[{row.low:.4f}, {row.high:.4f}] | "
+    for row in table.sort_values(["problem", "median", "optimizer"]).to_dict("records"):
+        lines.append(f"| {row['problem']} | {row['optimizer']} | {row['seeds']} | "
+                     f"{row['median']:.4f} [{row['low']:.4f}, {row['high']:.4f}] | "
                      + " | ".join(_cell(row, r) for r in REFERENCES) + " |")
     return "\n".join(lines) + "\n"
 
