@@ -19,6 +19,7 @@ DEFAULT_PROBLEMS = ["f2", "ehr_v-32_l-128_m-4_c-4_q-4"]
 DEFAULT_SEEDS = "0-4"
 DEFAULT_BUDGET = 100_000
 DEFAULT_OUT = "runs"
+DEFAULT_ARCHIVE = "results"  # the published archive, included in pages when present
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -322,17 +323,108 @@ def _export(args: argparse.Namespace) -> int:
     return 1 if report.rejected else 0
 
 
+def _archive_option(args: argparse.Namespace) -> str | None:
+    """The archive a page includes: ``--archive``, else ``results/`` when it is present, unless
+    ``--no-archive``."""
+    if args.no_archive:
+        return None
+    if args.archive is None:
+        return DEFAULT_ARCHIVE if Path(DEFAULT_ARCHIVE).is_dir() else None
+    if not Path(args.archive).exists():
+        raise ValueError(f"--archive {args.archive}: no such archive folder")
+    return args.archive
+
+
 def _leaderboard(args: argparse.Namespace) -> int:
     from leaderboard.aggregate import summarize_store
     from leaderboard.render import render_markdown, write_leaderboard
+    from leaderboard.store import store_with_archive
 
-    summary = summarize_store(args.db, reference=args.reference)
+    with store_with_archive(args.db, _archive_option(args)) as db:
+        summary = summarize_store(db, reference=args.reference)
     write_leaderboard(summary, html_path=args.html, markdown_path=args.markdown)
     if not args.html and not args.markdown:
         print(render_markdown(summary))
     for path in filter(None, [args.html, args.markdown]):
         print(f"wrote {path}")
     return 0
+
+
+def _archive(args: argparse.Namespace) -> int:
+    """``archive RUNS --into DIR`` writes records; ``archive check DIR`` checks them."""
+    if args.paths[0] == "check":
+        return _archive_check(args)
+    from leaderboard.archive import archive
+
+    if len(args.paths) != 1 or not args.into:
+        raise ValueError("usage: holo-bench archive RUNS --into DIR, or holo-bench archive "
+                         "check DIR")
+    report = archive(args.paths[0], args.into)
+    print(f"{_plural(len(report.added), 'record')} added, {len(report.unchanged)} unchanged, "
+          f"{_plural(len(report.conflicts), 'conflict')}, {len(report.skipped)} unfinished "
+          f"skipped, {len(report.rejected)} rejected; archive: {args.into}")
+    for path, folder in report.conflicts.items():
+        print(f"CONFLICT {path}: {folder} is the same run with other queries or another "
+              "manifest; the archive keeps its record", file=sys.stderr)
+    for folder, reason in report.rejected.items():
+        print(f"REJECTED {folder}: {reason}", file=sys.stderr)
+    return 1 if report.rejected or report.conflicts else 0
+
+
+def _archive_check(args: argparse.Namespace) -> int:
+    import random
+
+    from leaderboard.archive import RecordError, find_records, read_record
+
+    if len(args.paths) != 2:
+        raise ValueError("usage: holo-bench archive check DIR")
+    paths = find_records(args.paths[1])
+    if not paths:
+        raise ValueError(f"{args.paths[1]} holds no archive records (*.json)")
+    failed = []
+    for path in paths:
+        try:
+            read_record(path)
+        except RecordError as err:
+            failed.append(str(err))
+    sample = random.Random(args.seed).sample(paths, min(args.sample, len(paths)))
+    print(f"{_plural(len(paths), 'record')} read, {len(paths) - len(failed)} well formed; "
+          f"reproducing {_plural(len(sample), 'record')} (sample seed {args.seed})")
+    failed += _reproduce_each(sample)
+    for line in failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _reproduce_each(paths) -> list[str]:
+    """Rerun each record; print a line per record; return the failures' lines."""
+    import tempfile
+
+    from harness.reproduce import reproduce
+    from leaderboard.archive import RecordError
+    from leaderboard.verify import RunRejected
+
+    failed = []
+    for path in paths:
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                expected, got = reproduce(path, scratch)
+            except (RecordError, RunRejected) as err:
+                failed.append(f"{path}: {err}")
+                continue
+        if expected == got:
+            print(f"REPRODUCED {path}: {got}")
+        else:
+            failed.append(f"{path}: the rerun's queries differ (digest {got}, recorded "
+                          f"{expected})")
+    return failed
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    failed = _reproduce_each(args.records)
+    for line in failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _regress(args: argparse.Namespace) -> int:
@@ -429,7 +521,26 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--markdown", help="markdown table to write, e.g. site/leaderboard.md")
     board.add_argument("--reference", default="ga",
                        help="the entry every other is tested against, per problem (default: ga)")
+    board.add_argument("--archive", help=f"include the published records of this archive "
+                       f"(default: {DEFAULT_ARCHIVE}/ when it is present)")
+    board.add_argument("--no-archive", action="store_true", help="include no archive")
     board.set_defaults(func=_leaderboard)
+
+    archiver = commands.add_parser(
+        "archive", help="write verified runs as archive records (archive RUNS --into DIR), or "
+        "check an archive (archive check DIR)")
+    archiver.add_argument("paths", nargs="+", metavar="RUNS | check DIR")
+    archiver.add_argument("--into", help="the archive folder to write records into")
+    archiver.add_argument("--sample", type=int, default=5,
+                          help="check: records to rerun and compare (default 5)")
+    archiver.add_argument("--seed", type=int, default=0,
+                          help="check: seed of the sample of records to rerun (default 0)")
+    archiver.set_defaults(func=_archive)
+
+    reproducer = commands.add_parser(
+        "reproduce", help="rerun archive records from their identity and compare the queries")
+    reproducer.add_argument("records", nargs="+", metavar="RECORD")
+    reproducer.set_defaults(func=_reproduce)
 
     exporter = commands.add_parser(
         "export", help="write verified runs as CSV (every query) or in IOHprofiler's format "

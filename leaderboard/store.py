@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,11 +44,9 @@ from holo_bench.measures import (
     evaluation_grid,
     evaluations_to_reach,
     is_solved,
-    mean_pairwise_hamming,
     regret,
 )
 from holo_bench.record import (
-    OPTIMIZER_DIR,
     TRACE,
     Manifest,
     ManifestError,
@@ -55,6 +54,14 @@ from holo_bench.record import (
     read_manifest,
 )
 from holo_bench.suite import make_function
+from leaderboard.archive import (
+    MEASURES,
+    RecordError,
+    find_records,
+    query_measures,
+    read_record,
+    read_rounds,
+)
 from leaderboard.verify import RunRejected, verify_run
 
 STORE_SCHEMA = 3  # 3: the measures table
@@ -198,6 +205,66 @@ def collect(root: str | os.PathLike, db: str | os.PathLike,
     return report
 
 
+def load_archive(root: str | os.PathLike, db: str | os.PathLike) -> CollectReport:
+    """Index every record of a published archive (``leaderboard.archive``) into ``db``, keyed by
+    run identity as ``collect`` keys run folders: a run already stored (the user's own rerun of an
+    archived configuration, or the record itself) stays as it is. A record that does not agree
+    with itself is rejected, naming the problem."""
+    paths = find_records(root)
+    if not paths:
+        raise ValueError(f"{root} holds no archive records (*.json)")
+    report = CollectReport()
+    connection = connect(db)
+    try:
+        for path in paths:
+            try:
+                record, manifest = read_record(path)
+            except RecordError as err:
+                report.rejected[str(path)] = str(err)
+                continue
+            curve = record["improvements"]
+            with _writing(connection):
+                stored = _stored(connection, manifest.identity)
+                if stored is None:
+                    _insert(connection, str(path), record["digest"], manifest,
+                            np.asarray(curve["evaluations"], dtype=np.int64),
+                            np.asarray(curve["values"], dtype=np.float64),
+                            record["measures"], record["rounds"])
+            if stored is None:
+                report.added.append(manifest.identity)
+            elif stored[0] == record["digest"]:
+                report.unchanged.append(manifest.identity)
+            else:
+                report.duplicates[str(path)] = stored[2]
+    finally:
+        connection.close()
+    return report
+
+
+@contextmanager
+def store_with_archive(db: str | os.PathLike,
+                       archive: str | os.PathLike | None) -> Iterator[str]:
+    """The store at ``db``, or with ``archive``, a temporary copy of it (or a new store, if there
+    is none yet) with the archive's records loaded: the user's store is never changed. A record
+    that does not check is an error, never a silent gap."""
+    if archive is None:
+        yield str(db)
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "store.sqlite"
+        if Path(db).exists():
+            source, target = connect(db, create=False), sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                source.close()
+                target.close()
+        report = load_archive(archive, copy)
+        if report.rejected:
+            raise ValueError("archive records rejected: " + "; ".join(report.rejected.values()))
+        yield str(copy)
+
+
 def _collect_one(connection: sqlite3.Connection, folder: Path, report: CollectReport) -> None:
     try:
         manifest = read_manifest(folder)
@@ -226,7 +293,11 @@ def _collect_one(connection: sqlite3.Connection, folder: Path, report: CollectRe
         # Read again under the write lock: another process may have stored the run meanwhile.
         stored = _stored(connection, manifest.identity)
         if stored is None:
-            _insert(connection, folder, digest, verified.manifest, verified.records)
+            records = verified.records
+            _insert(connection, str(folder), digest, verified.manifest,
+                    charged_count(records["charged"]),
+                    best_so_far(records["value"], records["feasible"]),
+                    query_measures(records), read_rounds(folder))
     if stored is None:
         report.added.append(manifest.identity)
     elif stored[:2] == (digest, manifest_text):
@@ -241,21 +312,12 @@ def _stored(connection: sqlite3.Connection, identity: str) -> tuple[str, str, st
                               (identity,)).fetchone()
 
 
-def _query_measures(records: np.ndarray) -> tuple[float | None, float | None, float | None]:
-    """Feasible fraction, distinct fraction and diversity of a run's queries, from its trace."""
-    if len(records) == 0:
-        return None, None, None
-    sequences = records["sequence"]
-    return (float(records["feasible"].mean()),
-            len(np.unique(sequences, axis=0)) / len(records),
-            mean_pairwise_hamming(sequences, np.random.default_rng(0)))
-
-
-def _insert(connection: sqlite3.Connection, folder: Path, digest: str, manifest: Manifest,
-            records: np.ndarray) -> None:
+def _insert(connection: sqlite3.Connection, source: str, digest: str, manifest: Manifest,
+            evaluations: np.ndarray, best: np.ndarray, measures: dict, rounds: list[dict]) -> None:
+    """Store one run from its best-so-far step curve: ``best[i]`` is the best feasible value once
+    ``evaluations[i]`` evaluations were charged (per query from a trace, or per improvement from
+    an archive record: the rows are the same)."""
     run, problem, key = manifest.run, manifest.problem, manifest.identity
-    evaluations = charged_count(records["charged"])
-    best = best_so_far(records["value"], records["feasible"])
     curve = regret(best, problem.optimal_value, problem.worst_value)
     grid = evaluation_grid(run.budget)
     start = regret(-np.inf, problem.optimal_value, problem.worst_value)
@@ -266,28 +328,21 @@ def _insert(connection: sqlite3.Connection, folder: Path, digest: str, manifest:
          run.count, manifest.evaluations, manifest.queries,
          manifest.best_value if np.isfinite(manifest.best_value) else None, manifest.regret,
          evaluations_to_reach(evaluations, is_solved(curve)), manifest.seconds,
-         json.dumps(manifest.hardware, sort_keys=True), str(folder), digest,
+         json.dumps(manifest.hardware, sort_keys=True), source, digest,
          json.dumps(manifest.to_json(), sort_keys=True), time.time()),
     )
     connection.executemany("INSERT INTO curves VALUES (?, ?, ?)",
                            zip([key] * len(grid), grid.tolist(),
                                curve_at(grid, evaluations, curve, start).tolist()))
-    connection.execute("INSERT INTO measures VALUES (?, ?, ?, ?)", (key, *_query_measures(records)))
+    connection.execute("INSERT INTO measures VALUES (?, ?, ?, ?)",
+                       (key, *(measures[name] for name in MEASURES)))
     connection.executemany("INSERT INTO targets VALUES (?, ?, ?)", [
         (key, float(target), evaluations_to_reach(evaluations, best >= target))
         for target in targets_for(problem.spec)
     ])
-    metrics = folder / OPTIMIZER_DIR / "metrics.jsonl"
-    if metrics.exists():
-        rounds = []
-        for line in metrics.read_text(errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a diagnostic line cut short: the optimizer's own report, not a score
-            if isinstance(entry, dict) and isinstance(entry.get("round"), int):
-                rounds.append((key, entry["round"], json.dumps(entry)))
-        connection.executemany("INSERT OR REPLACE INTO round_metrics VALUES (?, ?, ?)", rounds)
+    connection.executemany("INSERT OR REPLACE INTO round_metrics VALUES (?, ?, ?)",
+                           [(key, entry["round"], json.dumps(entry, sort_keys=True))
+                            for entry in rounds])
 
 
 def read_store(

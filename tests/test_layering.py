@@ -13,7 +13,8 @@ LAYERS = [
       "holo_bench.params", "holo_bench.seeding", "holo_bench.run_lock", "holo_bench.interop"],
      ["optimizers", "leaderboard", "harness"]),
     (["leaderboard", "leaderboard.verify", "leaderboard.store", "leaderboard.aggregate",
-      "leaderboard.render", "leaderboard.regress", "leaderboard.runs"], ["optimizers", "harness"]),
+      "leaderboard.render", "leaderboard.regress", "leaderboard.runs", "leaderboard.archive"],
+     ["optimizers", "harness"]),
     (["optimizers", "optimizers.registry", "optimizers.ga", "optimizers.random_search",
       "optimizers.closure"], ["harness"]),
 ]

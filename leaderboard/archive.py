@@ -1,0 +1,259 @@
+"""The published archive: one small JSON record per verified run, so that results can be compared
+against without rerunning them, and every number in it checked.
+
+A record (``RECORD_FORMAT``, version ``RECORD_VERSION``) holds what the leaderboard needs of a
+run and a fingerprint of everything else:
+
+- ``manifest``: the run's manifest (its identity: optimizer, parameters, problem, seed, budget,
+  counting rule; and its outcome);
+- ``improvements``: the best-so-far curve as the charged evaluation counts at which the best
+  feasible value rose, with the value reached. The leaderboard's curves, fixed targets and
+  evaluations to solve are functions of this step curve alone, so a record yields the same store
+  rows as its trace does;
+- ``measures``: the feasible and distinct fractions and the diversity of the run's queries,
+  computed from the verified trace;
+- ``rounds``: the optimizer's per-round diagnostics (``optimizer/metrics.jsonl``), if any;
+- ``digest``: ``query_digest`` of the trace: a SHA-256 of its queries and answers (every field
+  but the wall times), which a rerun of the run's identity reproduces bit for bit wherever the
+  optimizer is deterministic.
+
+A record is written only from a run that passes ``verify_run``; ``check_record`` re-derives what
+a record claims from itself (curve, best value, regret, budget), and ``harness.reproduce`` reruns
+its identity and compares digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from holo_bench.measures import best_so_far, charged_count, mean_pairwise_hamming, regret
+from holo_bench.record import (
+    OPTIMIZER_DIR,
+    Manifest,
+    ManifestError,
+    find_runs,
+    read_manifest,
+    run_folder,
+)
+from leaderboard.verify import RunRejected, verify_run
+
+RECORD_FORMAT = "holo-bench-record"
+RECORD_VERSION = 1
+# The measures of a run's queries a record carries.
+MEASURES = ("feasible_fraction", "distinct_fraction", "diversity")
+# The trace fields a digest covers: every one but the wall time.
+DIGESTED = ("call", "size", "index", "value", "feasible", "charged", "sequence")
+
+
+class RecordError(ValueError):
+    """A record that is malformed or does not agree with itself; the message names the file and
+    the problem."""
+
+
+def query_digest(records: np.ndarray) -> str:
+    """``sha256:<hex>`` of a trace's queries and answers: each ``DIGESTED`` field's little-endian
+    bytes in turn (the trace's own fixed layout), so wall times do not count."""
+    digest = hashlib.sha256()
+    for name in DIGESTED:
+        digest.update(name.encode() + b"\0")
+        digest.update(np.ascontiguousarray(records[name]).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def query_measures(records: np.ndarray) -> dict:
+    """Feasible fraction, distinct fraction and diversity of a run's queries (None when it made
+    none); diversity on a fixed sample, so the same trace gives the same number."""
+    if len(records) == 0:
+        return {"feasible_fraction": None, "distinct_fraction": None, "diversity": None}
+    sequences = records["sequence"]
+    return {"feasible_fraction": float(records["feasible"].mean()),
+            "distinct_fraction": len(np.unique(sequences, axis=0)) / len(records),
+            "diversity": mean_pairwise_hamming(sequences, np.random.default_rng(0))}
+
+
+def improvements(records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The best-so-far step curve of a trace: the charged evaluation counts at which the best
+    feasible value rose, int64 ``(k,)``, and the values reached, float64 ``(k,)``."""
+    evaluations = charged_count(records["charged"])
+    best = best_so_far(records["value"], records["feasible"])
+    rose = best > np.r_[-np.inf, best[:-1]]
+    return evaluations[rose], best[rose]
+
+
+def read_rounds(folder: Path) -> list[dict]:
+    """The optimizer's per-round diagnostics: each well-formed line of ``metrics.jsonl`` that has
+    an integer ``round`` (a line cut short by a kill is the optimizer's report, not a score)."""
+    path = folder / OPTIMIZER_DIR / "metrics.jsonl"
+    rounds = []
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("round"), int):
+                rounds.append(entry)
+    return rounds
+
+
+def make_record(folder: str | os.PathLike) -> dict:
+    """The record of the finished run in ``folder``; ``RunRejected`` if it fails verification."""
+    folder = Path(folder)
+    verified = verify_run(folder)
+    if verified.manifest.status != "finished":
+        raise RunRejected("status", f"{folder} holds a {verified.manifest.status} run, not a "
+                          "finished one")
+    evaluations, values = improvements(verified.records)
+    return {"format": RECORD_FORMAT, "version": RECORD_VERSION,
+            "manifest": verified.manifest.to_json(),
+            "improvements": {"evaluations": evaluations.tolist(), "values": values.tolist()},
+            "measures": query_measures(verified.records),
+            "rounds": read_rounds(folder),
+            "digest": query_digest(verified.records)}
+
+
+def record_path(root: str | os.PathLike, manifest: Manifest) -> Path:
+    """Where a run's record lives in an archive: the run folder's layout, as a ``.json`` file."""
+    folder = run_folder(root, manifest.label, manifest.run)
+    return folder.with_name(folder.name + ".json")
+
+
+def read_record(path: str | os.PathLike) -> tuple[dict, Manifest]:
+    """A record and its typed manifest, after ``check_record``."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise RecordError(f"{path}: not a readable JSON record ({err})") from None
+    return record, check_record(record, path)
+
+
+def check_record(record, path: str | os.PathLike = "record") -> Manifest:
+    """Check that a record is well formed and agrees with itself: a finished run's manifest, a
+    rising curve within the budget whose last value is the manifest's best and whose regret is the
+    manifest's, and a digest of the right form. Returns the manifest; ``RecordError`` otherwise."""
+    def fail(problem: str):
+        raise RecordError(f"{path}: {problem}")
+
+    if not isinstance(record, dict):
+        fail(f"a record is a JSON object, got {type(record).__name__}")
+    if record.get("format") != RECORD_FORMAT or record.get("version") != RECORD_VERSION:
+        fail(f"not a {RECORD_FORMAT} record of version {RECORD_VERSION} (format "
+             f"{record.get('format')!r}, version {record.get('version')!r})")
+    missing = [key for key in ("manifest", "improvements", "measures", "rounds", "digest")
+               if key not in record]
+    if missing:
+        fail(f"missing {', '.join(missing)}")
+    try:
+        manifest = Manifest.from_json(record["manifest"])
+    except ManifestError as err:
+        fail(f"manifest: {err}")
+    if manifest.status != "finished":
+        fail(f"the run is {manifest.status}, not finished")
+    curve = record["improvements"]
+    try:
+        evaluations = np.asarray(curve["evaluations"], dtype=np.int64)
+        values = np.asarray(curve["values"], dtype=np.float64)
+    except (TypeError, KeyError, ValueError) as err:
+        fail(f"improvements: {err!r}; expected lists 'evaluations' (integers) and 'values'")
+    if evaluations.shape != values.shape or evaluations.ndim != 1:
+        fail("improvements: 'evaluations' and 'values' must be lists of one length")
+    if len(evaluations) and (evaluations[0] < 1 or (np.diff(evaluations) <= 0).any()
+                             or evaluations[-1] > manifest.evaluations):
+        fail(f"improvements: evaluations must rise strictly within 1..{manifest.evaluations} "
+             "(the run's charged evaluations)")
+    if not np.isfinite(values).all() or (np.diff(values) <= 0).any():
+        fail("improvements: values must be finite and rise strictly")
+    best = float(values[-1]) if len(values) else -np.inf
+    if best != manifest.best_value:
+        fail(f"improvements end at {best}, but the manifest's best value is "
+             f"{manifest.best_value}")
+    problem = manifest.problem
+    if float(regret(best, problem.optimal_value, problem.worst_value)) != manifest.regret:
+        fail(f"the manifest's regret {manifest.regret} is not the regret of its best value")
+    if manifest.evaluations > manifest.run.budget:
+        fail(f"{manifest.evaluations} charged evaluations exceed the budget "
+             f"{manifest.run.budget}")
+    digest = record["digest"]
+    if not (isinstance(digest, str) and digest.startswith("sha256:") and len(digest) == 71):
+        fail(f"digest must be 'sha256:' and 64 hex digits, got {digest!r}")
+    measures = record["measures"]
+    if not isinstance(measures, dict) or sorted(measures) != sorted(MEASURES):
+        fail(f"measures must be an object of {', '.join(MEASURES)}")
+    if not all(value is None or isinstance(value, (int, float)) for value in measures.values()):
+        fail("measures must be numbers or null")
+    rounds = record["rounds"]
+    if not isinstance(rounds, list) or not all(
+            isinstance(entry, dict) and isinstance(entry.get("round"), int) for entry in rounds):
+        fail("rounds must be a list of objects, each with an integer 'round'")
+    return manifest
+
+
+@dataclass
+class ArchiveReport:
+    """What one ``archive`` did: records added, unchanged, conflicting (a different digest for
+    the same identity), and run folders rejected or not finished."""
+
+    added: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    conflicts: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def archive(runs: str | os.PathLike, into: str | os.PathLike) -> ArchiveReport:
+    """Verify every finished run folder under ``runs`` and write its record under ``into``. A
+    record already there is kept: unchanged if its digest and manifest agree, a conflict
+    otherwise (never overwritten: a published record changes only by a deliberate removal)."""
+    report = ArchiveReport()
+    folders = find_runs(runs)
+    if not folders:
+        raise ValueError(f"{runs} holds no run folders (none has a manifest.json)")
+    for folder in folders:
+        try:
+            manifest = read_manifest(folder)
+        except ManifestError as err:
+            report.rejected[str(folder)] = str(RunRejected("manifest", str(err)))
+            continue
+        if manifest is None or manifest.status != "finished":
+            report.skipped.append(str(folder))
+            continue
+        try:
+            record = make_record(folder)
+        except RunRejected as err:
+            report.rejected[str(folder)] = str(err)
+            continue
+        path = record_path(into, manifest)
+        if path.exists():
+            old, _ = read_record(path)
+            if (old["digest"], old["manifest"]) == (record["digest"], record["manifest"]):
+                report.unchanged.append(str(path))
+            else:
+                report.conflicts[str(path)] = str(folder)
+            continue
+        write_record(path, record)
+        report.added.append(str(path))
+    return report
+
+
+def write_record(path: Path, record: dict) -> None:
+    """Write atomically (a kill leaves the old file or none), as compact, stable JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(handle, "w") as file:
+        json.dump(record, file, sort_keys=True, separators=(",", ":"))
+        file.write("\n")
+    os.replace(tmp, path)
+
+
+def find_records(root: str | os.PathLike) -> list[Path]:
+    """Every record file under ``root``, sorted."""
+    root = Path(root)
+    return [root] if root.is_file() else sorted(root.rglob("*.json"))

@@ -1,0 +1,194 @@
+"""The published archive (leaderboard/archive.py): records that give the store the same rows as
+their traces, that check themselves, that reproduce from their identity, and the CLI around
+them."""
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.reproduce import reproduce
+from harness.runner import make_job, run_job
+from leaderboard.archive import (
+    RecordError,
+    archive,
+    check_record,
+    find_records,
+    improvements,
+    make_record,
+    query_digest,
+)
+from leaderboard.store import collect, load_archive, store_with_archive
+from leaderboard.verify import verify_run
+
+PROBLEM = "smoke_ehrlich_small"
+# AdaLead writes per-round metrics, which a record carries.
+GRID = [("ga", {"num_particles": 32}), ("random", {}), ("ea-1p1", {}),
+        ("adalead", {"preset": "cpu", "batch_size": 20, "model_queries_per_round": 100})]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("archive") / "runs"
+    try:
+        for optimizer, params in GRID:
+            for seed in (0, 1):
+                job = make_job(optimizer, PROBLEM, seed, 300, out, params=params)
+                assert run_job(job).status == "finished"
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+@pytest.fixture(scope="module")
+def records(runs, tmp_path_factory):
+    into = tmp_path_factory.mktemp("archive") / "results"
+    report = archive(runs, into)
+    assert len(report.added) == 2 * len(GRID) and not report.rejected
+    return into
+
+
+def rows(db, table, drop=()):
+    connection = sqlite3.connect(db)
+    connection.row_factory = sqlite3.Row
+    try:
+        found = [dict(row) for row in connection.execute(f"SELECT * FROM {table}")]
+    finally:
+        connection.close()
+    return sorted((tuple((k, v) for k, v in row.items() if k not in drop) for row in found))
+
+
+def test_records_give_the_store_the_rows_their_traces_give(runs, records, tmp_path):
+    """Curves, fixed targets, evaluations to solve, measures and round metrics are functions of
+    the best-so-far step curve, which a record keeps at its improvements only."""
+    collect(runs, tmp_path / "traces.sqlite")
+    report = load_archive(records, tmp_path / "records.sqlite")
+    assert len(report.added) == 2 * len(GRID)
+    for table in ("curves", "targets", "measures", "round_metrics"):
+        assert rows(tmp_path / "traces.sqlite", table) == rows(tmp_path / "records.sqlite", table)
+    stored = ("folder", "trace_sha256", "collected")
+    assert rows(tmp_path / "traces.sqlite", "runs", stored) == \
+        rows(tmp_path / "records.sqlite", "runs", stored)
+    assert rows(tmp_path / "records.sqlite", "round_metrics")  # AdaLead's rounds came along
+
+
+def test_improvements_are_the_best_so_far_curve_where_it_rises():
+    records = np.zeros(6, dtype=[("charged", "?"), ("value", "<f8"), ("feasible", "?")])
+    records["charged"] = [1, 1, 0, 1, 1, 1]  # the third query was free (a repeat)
+    records["value"] = [-np.inf, 0.2, 0.2, 0.1, 0.5, 0.5]
+    records["feasible"] = [0, 1, 1, 1, 1, 1]
+    evaluations, values = improvements(records)
+    np.testing.assert_array_equal(evaluations, [2, 4])
+    np.testing.assert_array_equal(values, [0.2, 0.5])
+
+
+def test_the_digest_covers_queries_and_answers_not_wall_times(runs):
+    folder = next(runs.glob("ga/*/*"))
+    records = verify_run(folder).records
+    digest = query_digest(records)
+    timed = records.copy()
+    timed["time"] += 1.0
+    assert query_digest(timed) == digest
+    for name, change in (("value", 1e-9), ("charged", None), ("sequence", None)):
+        other = records.copy()
+        if name == "sequence":
+            other["sequence"][3, 0] = (other["sequence"][3, 0] + 1) % 8
+        elif name == "charged":
+            other["charged"][3] = ~other["charged"][3]
+        else:
+            other[name][3] += change
+        assert query_digest(other) != digest, name
+
+
+def test_archiving_again_changes_nothing_and_a_different_run_never_overwrites(runs, records):
+    again = archive(runs, records)
+    assert len(again.unchanged) == 2 * len(GRID) and not again.added
+    path = find_records(records)[0]
+    record = json.loads(path.read_text())
+    record["digest"] = "sha256:" + "0" * 64
+    path.write_text(json.dumps(record))
+    try:
+        report = archive(runs, records)
+        assert list(report.conflicts) == [str(path)]
+        assert json.loads(path.read_text())["digest"] == "sha256:" + "0" * 64  # kept
+    finally:
+        path.write_text(json.dumps(make_record(report.conflicts[str(path)]),
+                                   sort_keys=True, separators=(",", ":")) + "\n")
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda r: r["improvements"]["values"].__setitem__(-1, 0.99), "best value"),
+    (lambda r: r["improvements"]["evaluations"].reverse(), "rise strictly"),
+    (lambda r: r["manifest"].__setitem__("regret", 0.123), "manifest"),
+    (lambda r: r.__setitem__("digest", "md5:1"), "digest"),
+    (lambda r: r.pop("measures"), "missing measures"),
+    (lambda r: r.__setitem__("version", 99), "version"),
+    (lambda r: r["measures"].__setitem__("diversity", "high"), "numbers or null"),
+])
+def test_a_record_that_disagrees_with_itself_is_refused(records, tamper, message):
+    path = next(p for p in find_records(records) if "/ga/" in str(p))
+    record = json.loads(path.read_text())
+    assert len(record["improvements"]["values"]) >= 2
+    check_record(record, path)
+    tamper(record)
+    with pytest.raises(RecordError, match=message):
+        check_record(record, path)
+
+
+def test_a_record_reproduces_from_its_identity(records, tmp_path):
+    for path in find_records(records):
+        if "/ea-1p1/" in str(path):
+            expected, got = reproduce(path, tmp_path / "rerun")
+            assert got == expected
+
+
+def test_the_cli_archives_checks_reproduces_and_pages_without_changing_the_users_store(
+        runs, records, tmp_path, capsys, monkeypatch):
+    into = tmp_path / "results"
+    assert main(["archive", str(runs), "--into", str(into)]) == 0
+    assert f"{2 * len(GRID)} records added" in capsys.readouterr().out
+    assert main(["archive", "check", str(into), "--sample", "2", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "8 records read, 8 well formed" in out and out.count("REPRODUCED") == 2
+    # a broken record is named, with its problem
+    broken = next(p for p in find_records(into) if "/random/" in str(p))
+    record = json.loads(broken.read_text())
+    record["digest"] = "sha256:" + "f" * 64
+    broken.write_text(json.dumps(record))
+    assert main(["reproduce", str(broken)]) == 1
+    assert f"FAILED {broken}: the rerun's queries differ" in capsys.readouterr().err
+    record["manifest"]["best_value"] = 2.0
+    broken.write_text(json.dumps(record))
+    assert main(["archive", "check", str(into), "--sample", "0"]) == 1
+    assert f"FAILED {broken}: improvements end at" in capsys.readouterr().err
+    broken.unlink()
+    # the page includes the archive; the user's own store stays as it was
+    mine = tmp_path / "mine.sqlite"
+    collect(next(runs.glob("ga/*/*")).parent.parent, mine)
+    before = rows(mine, "runs")
+    page = tmp_path / "page.md"
+    assert main(["leaderboard", "--db", str(mine), "--archive", str(into),
+                 "--markdown", str(page)]) == 0
+    text = page.read_text()
+    assert "adalead" in text and "ea-1p1" in text
+    assert rows(mine, "runs") == before
+    monkeypatch.chdir(tmp_path)  # results/ is present here: included by default
+    assert main(["leaderboard", "--db", str(mine), "--markdown", "default.md"]) == 0
+    assert "adalead" in (tmp_path / "default.md").read_text()
+    assert main(["leaderboard", "--db", str(mine), "--no-archive", "--markdown", "none.md"]) == 0
+    assert "adalead" not in (tmp_path / "none.md").read_text()
+
+
+def test_a_store_with_an_archive_refuses_records_that_do_not_check(records, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.json").write_text("{}")
+    with pytest.raises(ValueError, match="archive records rejected: .*x.json"):
+        with store_with_archive(tmp_path / "none.sqlite", bad):
+            pass
