@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 from holo_bench import suite
+from holo_bench.params import close_matches
 
 # The main job: what `holo-bench run` does with no arguments.
 DEFAULT_OPTIMIZERS = ["ga", "random"]
@@ -41,6 +42,12 @@ def _list_problems() -> None:
     for name, entry in suite.families().items():
         seeds = ",".join(str(seed) for seed in entry["seeds"])
         print(f"  {name:28s} {entry['spec'] + ' seeds ' + seeds:45s} {entry.get('about', '')}")
+    print("tracks (holo-bench run --track NAME):")
+    for name, entry in suite.tracks().items():
+        print(f"  {name:28s} {'suite ' + entry['problems']}, budget {entry['budget']}, "
+              f"count {entry['count']}, seeds {entry['seeds']}")
+        print(textwrap.fill(entry.get("about", ""), 100, initial_indent=" " * 4,
+                            subsequent_indent=" " * 4))
 
 
 def _list_optimizers() -> None:
@@ -160,6 +167,37 @@ def _argument(name: str, check, *values):
         raise ValueError(f"argument {name}: {err}") from None
 
 
+def _apply_track(args: argparse.Namespace) -> None:
+    """Fill the grid from ``--track``: its problems (or those of them ``--problem`` names), its
+    budget and counting rule (which may not be given otherwise) and, unless ``--seeds`` says
+    otherwise, its seeds; without a track, the defaults."""
+    if args.track is None:
+        args.budget = args.budget or DEFAULT_BUDGET
+        args.seeds = args.seeds if args.seeds is not None else parse_seeds(DEFAULT_SEEDS)
+        return
+    tracks = suite.tracks()
+    if args.track not in tracks:
+        hint = close_matches(args.track, tracks)
+        raise ValueError(f"unknown track {args.track!r}{hint}; the tracks are "
+                         f"{', '.join(tracks)} (holo-bench list problems)")
+    track = tracks[args.track]
+    for option, given, value in (("--budget", args.budget, track["budget"]),
+                                 ("--count", args.count, track["count"])):
+        if given is not None and given != value:
+            raise ValueError(f"track {args.track} sets {option} {value}; leave it out")
+    members = suite.resolve_problems([track["problems"]])
+    outside = [problem for problem in suite.resolve_problems(args.problem or [])
+               if suite.make_function(problem).spec not in
+               {suite.make_function(member).spec for member in members}]
+    if outside:
+        raise ValueError(f"{', '.join(outside)} is not on track {args.track} (suite "
+                         f"{track['problems']}: {', '.join(suite.suites()[track['problems']])})")
+    args.problem = args.problem or [track["problems"]]
+    args.budget, args.count = track["budget"], track["count"]
+    if args.seeds is None:
+        args.seeds = parse_seeds(track["seeds"])
+
+
 def _run(args: argparse.Namespace) -> int:
     from harness.executors import run_grid
     from harness.runner import make_job
@@ -174,6 +212,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--label names the runs of a single --optimizer")
     for name in optimizers:
         _argument("--optimizer", optimizer_class, name)
+    _argument("--track", _apply_track, args)
     problems = suite.resolve_problems(args.problem or DEFAULT_PROBLEMS)
     _argument("--problem", _check_distinct_instances, problems)
     params = _argument("--set", _split_params, args.set, optimizers)
@@ -364,8 +403,8 @@ def _archive(args: argparse.Namespace) -> int:
           f"{_plural(len(report.conflicts), 'conflict')}, {len(report.skipped)} unfinished "
           f"skipped, {len(report.rejected)} rejected; archive: {args.into}")
     for path, folder in report.conflicts.items():
-        print(f"CONFLICT {path}: {folder} is the same run with other queries or another "
-              "manifest; the archive keeps its record", file=sys.stderr)
+        print(f"CONFLICT {path}: {folder} is the same run with other queries; the archive "
+              "keeps its record", file=sys.stderr)
     for folder, reason in report.rejected.items():
         print(f"REJECTED {folder}: {reason}", file=sys.stderr)
     return 1 if report.rejected or report.conflicts else 0
@@ -474,10 +513,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--problem", action="append",
                      help=f"instance, family, suite or spec string, repeatable "
                           f"(default: {' '.join(DEFAULT_PROBLEMS)})")
-    run.add_argument("--seeds", type=parse_seeds, default=parse_seeds(DEFAULT_SEEDS),
-                     help=f"e.g. 0-4 (default {DEFAULT_SEEDS})")
-    run.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET,
-                     help=f"charged oracle evaluations per run (default {DEFAULT_BUDGET})")
+    run.add_argument("--track", help="run a named track (holo-bench list problems): its "
+                     "problems, budget, counting rule and seeds")
+    run.add_argument("--seeds", type=parse_seeds,
+                     help=f"e.g. 0-4 (default {DEFAULT_SEEDS}, or the track's)")
+    run.add_argument("--budget", type=positive_int,
+                     help=f"charged oracle evaluations per run (default {DEFAULT_BUDGET}, or the "
+                          "track's)")
     run.add_argument("--count", choices=["distinct", "all"],
                      help="rule for repeated queries: 'distinct' answers a sequence already "
                           "evaluated in the run for free, 'all' charges every query (default: "

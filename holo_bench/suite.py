@@ -43,6 +43,12 @@ def families() -> dict[str, dict]:
     return dict(_catalog().get("families", {}))
 
 
+def tracks() -> dict[str, dict]:
+    """Named tracks: name -> ``{"problems": <suite>, "budget", "count", "seeds": "0-9", "about"}``.
+    """
+    return dict(_catalog().get("tracks", {}))
+
+
 def family_members(name: str) -> list[str]:
     """The instances of a named family, as spec strings, in the order of its seeds."""
     family = families()[name]

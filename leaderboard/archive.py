@@ -24,6 +24,7 @@ its identity and compares digests.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -120,8 +121,11 @@ def make_record(folder: str | os.PathLike) -> dict:
 
 
 def record_path(root: str | os.PathLike, manifest: Manifest) -> Path:
-    """Where a run's record lives in an archive: the run folder's layout, as a ``.json`` file."""
-    folder = run_folder(root, manifest.label, manifest.run)
+    """Where a run's record lives in an archive: the run folder's layout under the instance's
+    spec rather than the name it was run by, so that one run asked by two names (``f2``, or
+    ``f2_family``'s first member) has one record."""
+    folder = run_folder(root, manifest.label, dataclasses.replace(manifest.run,
+                                                                  problem=manifest.run.spec))
     return folder.with_name(folder.name + ".json")
 
 
@@ -199,7 +203,7 @@ def check_record(record, path: str | os.PathLike = "record") -> Manifest:
 @dataclass
 class ArchiveReport:
     """What one ``archive`` did: records added, unchanged, conflicting (a different digest for
-    the same identity), and run folders rejected or not finished."""
+    the same identity: record path -> run folder), and run folders rejected or not finished."""
 
     added: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -210,8 +214,9 @@ class ArchiveReport:
 
 def archive(runs: str | os.PathLike, into: str | os.PathLike) -> ArchiveReport:
     """Verify every finished run folder under ``runs`` and write its record under ``into``. A
-    record already there is kept: unchanged if its digest and manifest agree, a conflict
-    otherwise (never overwritten: a published record changes only by a deliberate removal)."""
+    record of the same identity already there is kept: unchanged if the digests agree (a rerun,
+    or the run asked by another name; wall times may differ), a conflict otherwise (never
+    overwritten: a published record changes only by a deliberate removal)."""
     report = ArchiveReport()
     folders = find_runs(runs)
     if not folders:
@@ -233,7 +238,7 @@ def archive(runs: str | os.PathLike, into: str | os.PathLike) -> ArchiveReport:
         path = record_path(into, manifest)
         if path.exists():
             old, _ = read_record(path)
-            if (old["digest"], old["manifest"]) == (record["digest"], record["manifest"]):
+            if old["digest"] == record["digest"]:  # a rerun: its timings may differ
                 report.unchanged.append(str(path))
             else:
                 report.conflicts[str(path)] = str(folder)

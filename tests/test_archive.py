@@ -192,3 +192,28 @@ def test_a_store_with_an_archive_refuses_records_that_do_not_check(records, tmp_
     with pytest.raises(ValueError, match="archive records rejected: .*x.json"):
         with store_with_archive(tmp_path / "none.sqlite", bad):
             pass
+
+
+def test_a_run_asked_by_two_names_has_one_record(tmp_path):
+    """f2 and f2_family's first member are one instance: one identity, one record."""
+    for problem in ("f2", "ehrlich:v=32,L=32,c=4,k=4,q=4,seed=50494"):
+        assert run_job(make_job("random", problem, 0, 200, tmp_path / "runs")).status == "finished"
+    report = archive(tmp_path / "runs", tmp_path / "results")
+    assert (len(report.added), len(report.unchanged)) == (1, 1)
+
+
+def test_a_track_sets_the_problems_budget_counting_rule_and_seeds(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["run", "--track", "standard", "--problem", "f2", "--seeds", "0",
+                 "--optimizer", "random", "--out", str(out), "--no-page", "--quiet"]) == 0
+    manifest = json.loads(next(out.rglob("manifest.json")).read_text())
+    assert (manifest["run"]["budget"], manifest["run"]["count"]) == (28000, "distinct")
+    assert main(["list", "problems"]) == 0
+    assert "standard                     suite standard, budget 28000" in capsys.readouterr().out
+    for extra, message in ((["--budget", "100"], "track standard sets --budget 28000"),
+                           (["--problem", "smoke_rmf"], "smoke_rmf is not on track standard"),
+                           (["--count", "all"], "sets --count distinct")):
+        assert main(["run", "--track", "standard", *extra, "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["run", "--track", "standart", "--out", str(out)]) == 2
+    assert "unknown track 'standart' (did you mean standard?)" in capsys.readouterr().err
