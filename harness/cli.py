@@ -420,47 +420,54 @@ def _archive_check(args: argparse.Namespace) -> int:
     paths = find_records(args.paths[1])
     if not paths:
         raise ValueError(f"{args.paths[1]} holds no archive records (*.json)")
-    failed = []
+    failed, cheap = [], []
     for path in paths:
         try:
-            read_record(path)
+            _, manifest = read_record(path)
         except RecordError as err:
             failed.append(str(err))
-    sample = random.Random(args.seed).sample(paths, min(args.sample, len(paths)))
+            continue
+        if manifest.seconds <= args.max_seconds:
+            cheap.append(path)
+    sample = random.Random(args.seed).sample(cheap, min(args.sample, len(cheap)))
     print(f"{_plural(len(paths), 'record')} read, {len(paths) - len(failed)} well formed; "
-          f"reproducing {_plural(len(sample), 'record')} (sample seed {args.seed})")
-    failed += _reproduce_each(sample)
+          f"reproducing {_plural(len(sample), 'record')} of the {len(cheap)} whose run took at "
+          f"most {args.max_seconds:g} s (sample seed {args.seed})")
+    failed += _reproduce_each(sample, args.workers)
     for line in failed:
         print(f"FAILED {line}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _reproduce_each(paths) -> list[str]:
-    """Rerun each record; print a line per record; return the failures' lines."""
+def _reproduce_each(paths, workers: int | None = None) -> list[str]:
+    """Rerun each record; print a line per record reproduced; return the failures' lines."""
     import tempfile
 
     from harness.reproduce import reproduce
-    from leaderboard.archive import RecordError
-    from leaderboard.verify import RunRejected
 
-    failed = []
-    for path in paths:
-        with tempfile.TemporaryDirectory() as scratch:
-            try:
-                expected, got = reproduce(path, scratch)
-            except (RecordError, RunRejected) as err:
-                failed.append(f"{path}: {err}")
-                continue
-        if expected == got:
-            print(f"REPRODUCED {path}: {got}")
-        else:
-            failed.append(f"{path}: the rerun's queries differ (digest {got}, recorded "
-                          f"{expected})")
+    with tempfile.TemporaryDirectory() as scratch:
+        reproduced, failed = reproduce(paths, scratch, workers=workers)
+    for line in reproduced:
+        print(f"REPRODUCED {line}")
     return failed
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    failed = _reproduce_each(args.records)
+    from leaderboard.archive import RecordError, read_record
+
+    paths = []
+    for path in args.records:
+        try:
+            _, manifest = read_record(path)
+        except RecordError:
+            paths.append(path)  # reproduce names the problem
+            continue
+        if args.max_seconds is not None and manifest.seconds > args.max_seconds:
+            print(f"NOT RERUN {path}: its run took {manifest.seconds:.0f} s, over --max-seconds "
+                  f"{args.max_seconds:g}")
+        else:
+            paths.append(path)
+    failed = _reproduce_each(paths, args.workers)
     for line in failed:
         print(f"FAILED {line}", file=sys.stderr)
     return 1 if failed else 0
@@ -577,11 +584,20 @@ def build_parser() -> argparse.ArgumentParser:
                           help="check: records to rerun and compare (default 5)")
     archiver.add_argument("--seed", type=int, default=0,
                           help="check: seed of the sample of records to rerun (default 0)")
+    archiver.add_argument("--max-seconds", type=float, default=60.0,
+                          help="check: sample only records whose run took at most this long "
+                               "(default 60)")
+    archiver.add_argument("--workers", type=positive_int,
+                          help="check: parallel reruns (default: one per core)")
     archiver.set_defaults(func=_archive)
 
     reproducer = commands.add_parser(
         "reproduce", help="rerun archive records from their identity and compare the queries")
     reproducer.add_argument("records", nargs="+", metavar="RECORD")
+    reproducer.add_argument("--workers", type=positive_int,
+                            help="parallel reruns (default: one per core)")
+    reproducer.add_argument("--max-seconds", type=float,
+                            help="rerun only records whose run took at most this long")
     reproducer.set_defaults(func=_reproduce)
 
     exporter = commands.add_parser(

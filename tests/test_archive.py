@@ -141,11 +141,15 @@ def test_a_record_that_disagrees_with_itself_is_refused(records, tamper, message
         check_record(record, path)
 
 
-def test_a_record_reproduces_from_its_identity(records, tmp_path):
-    for path in find_records(records):
-        if "/ea-1p1/" in str(path):
-            expected, got = reproduce(path, tmp_path / "rerun")
-            assert got == expected
+def test_records_reproduce_from_their_identity_and_a_changed_one_is_named(records, tmp_path):
+    paths = [path for path in find_records(records) if "/adalead/" in str(path)]
+    tampered = tmp_path / "tampered.json"
+    record = json.loads(paths[0].read_text())
+    record["manifest"]["run"]["params"]["mu"] = 2  # its identity no longer matches
+    tampered.write_text(json.dumps(record))
+    reproduced, failed = reproduce([*paths, tampered], tmp_path / "rerun", workers=2)
+    assert len(reproduced) == len(paths) == 2
+    assert len(failed) == 1 and failed[0].startswith(f"{tampered}: ")
 
 
 def test_the_cli_archives_checks_reproduces_and_pages_without_changing_the_users_store(
@@ -155,7 +159,13 @@ def test_the_cli_archives_checks_reproduces_and_pages_without_changing_the_users
     assert f"{2 * len(GRID)} records added" in capsys.readouterr().out
     assert main(["archive", "check", str(into), "--sample", "2", "--seed", "3"]) == 0
     out = capsys.readouterr().out
-    assert "8 records read, 8 well formed" in out and out.count("REPRODUCED") == 2
+    assert "8 records read, 8 well formed; reproducing 2 records of the 8" in out
+    assert out.count("REPRODUCED") == 2
+    assert main(["archive", "check", str(into), "--max-seconds", "0"]) == 0
+    assert "reproducing 0 records of the 0 whose run took at most 0 s" in capsys.readouterr().out
+    first = find_records(into)[0]
+    assert main(["reproduce", "--max-seconds", "0", str(first)]) == 0
+    assert f"NOT RERUN {first}: its run took" in capsys.readouterr().out
     # a broken record is named, with its problem
     broken = next(p for p in find_records(into) if "/random/" in str(p))
     record = json.loads(broken.read_text())
