@@ -390,14 +390,17 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    """``archive RUNS --into DIR`` writes records; ``archive check DIR`` checks them."""
+    """``archive RUNS --into DIR`` writes records; ``archive check DIR`` checks them; ``archive
+    page DIR`` renders the published page and README table from them (``--check``: compares)."""
     if args.paths[0] == "check":
         return _archive_check(args)
+    if args.paths[0] == "page":
+        return _archive_page(args)
     from leaderboard.archive import archive
 
     if len(args.paths) != 1 or not args.into:
-        raise ValueError("usage: holo-bench archive RUNS --into DIR, or holo-bench archive "
-                         "check DIR")
+        raise ValueError("usage: holo-bench archive RUNS --into DIR, holo-bench archive check "
+                         "DIR, or holo-bench archive page DIR [--check]")
     report = archive(args.paths[0], args.into)
     print(f"{_plural(len(report.added), 'record')} added, {len(report.unchanged)} unchanged, "
           f"{_plural(len(report.conflicts), 'conflict')}, {len(report.skipped)} unfinished "
@@ -408,6 +411,24 @@ def _archive(args: argparse.Namespace) -> int:
     for folder, reason in report.rejected.items():
         print(f"REJECTED {folder}: {reason}", file=sys.stderr)
     return 1 if report.rejected or report.conflicts else 0
+
+
+def _archive_page(args: argparse.Namespace) -> int:
+    from leaderboard.published import check_published, write_published
+
+    if len(args.paths) != 2:
+        raise ValueError("usage: holo-bench archive page DIR [--check]")
+    if not args.check:
+        for path in write_published(args.paths[1]):
+            print(f"wrote {path}")
+        return 0
+    stale = check_published(args.paths[1])
+    for path in stale:
+        print(f"STALE {path}: not what {args.paths[1]} renders; run: holo-bench archive page "
+              f"{args.paths[1]}", file=sys.stderr)
+    if not stale:
+        print(f"the published page and README table are what {args.paths[1]} renders")
+    return 1 if stale else 0
 
 
 def _archive_check(args: argparse.Namespace) -> int:
@@ -576,9 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
     board.set_defaults(func=_leaderboard)
 
     archiver = commands.add_parser(
-        "archive", help="write verified runs as archive records (archive RUNS --into DIR), or "
-        "check an archive (archive check DIR)")
-    archiver.add_argument("paths", nargs="+", metavar="RUNS | check DIR")
+        "archive", help="write verified runs as archive records (archive RUNS --into DIR), "
+        "check an archive (archive check DIR), or render its published page and README table "
+        "(archive page DIR [--check])")
+    archiver.add_argument("paths", nargs="+", metavar="RUNS | check DIR | page DIR")
     archiver.add_argument("--into", help="the archive folder to write records into")
     archiver.add_argument("--sample", type=int, default=5,
                           help="check: records to rerun and compare (default 5)")
@@ -589,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "(default 60)")
     archiver.add_argument("--workers", type=positive_int,
                           help="check: parallel reruns (default: one per core)")
+    archiver.add_argument("--check", action="store_true",
+                          help="page: compare the committed files with what the archive renders")
     archiver.set_defaults(func=_archive)
 
     reproducer = commands.add_parser(

@@ -227,3 +227,25 @@ def test_a_track_sets_the_problems_budget_counting_rule_and_seeds(tmp_path, caps
         assert message in capsys.readouterr().err
     assert main(["run", "--track", "standart", "--out", str(out)]) == 2
     assert "unknown track 'standart' (did you mean standard?)" in capsys.readouterr().err
+
+
+def test_the_published_page_is_what_the_archive_renders_and_a_stale_file_is_named(
+        records, tmp_path):
+    from leaderboard.published import check_published, write_published
+
+    (tmp_path / "README.md").write_text("# title\n\n<!-- published-leaderboard:start -->\nold\n"
+                                        "<!-- published-leaderboard:end -->\n\nafter\n")
+    written = write_published(records, tmp_path, problem=PROBLEM)
+    assert len(written) == 4 and check_published(records, tmp_path, problem=PROBLEM) == []
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.startswith("# title\n\n<!-- published-leaderboard:start -->") and \
+        readme.endswith("<!-- published-leaderboard:end -->\n\nafter\n")
+    assert "| adalead |" in readme and "old" not in readme
+    assert (tmp_path / "docs/leaderboard/regret-curves.svg").read_text().startswith(
+        '<svg xmlns="http://www.w3.org/2000/svg"')
+    page = tmp_path / "docs/leaderboard/index.html"
+    page.write_text(page.read_text() + " ")
+    assert check_published(records, tmp_path, problem=PROBLEM) == [page]
+    (tmp_path / "README.md").write_text("no markers\n")
+    with pytest.raises(ValueError, match="needs one <!-- published-leaderboard:start -->"):
+        check_published(records, tmp_path, problem=PROBLEM)
