@@ -401,7 +401,7 @@ def _archive(args: argparse.Namespace) -> int:
     if len(args.paths) != 1 or not args.into:
         raise ValueError("usage: holo-bench archive RUNS --into DIR, holo-bench archive check "
                          "DIR, or holo-bench archive page DIR [--check]")
-    report = archive(args.paths[0], args.into)
+    report = archive(args.paths[0], args.into, keep_traces=True if args.keep_traces else None)
     print(f"{_plural(len(report.added), 'record')} added, {len(report.unchanged)} unchanged, "
           f"{_plural(len(report.conflicts), 'conflict')}, {len(report.skipped)} unfinished "
           f"skipped, {len(report.rejected)} rejected; archive: {args.into}")
@@ -434,24 +434,28 @@ def _archive_page(args: argparse.Namespace) -> int:
 def _archive_check(args: argparse.Namespace) -> int:
     import random
 
-    from leaderboard.archive import RecordError, find_records, read_record
+    from leaderboard.archive import RecordError, find_records, read_record, rescore
 
     if len(args.paths) != 2:
         raise ValueError("usage: holo-bench archive check DIR")
     paths = find_records(args.paths[1])
     if not paths:
         raise ValueError(f"{args.paths[1]} holds no archive records (*.json)")
-    failed, cheap = [], []
+    failed, cheap, rescored = [], [], 0
     for path in paths:
         try:
-            _, manifest = read_record(path)
+            record, manifest = read_record(path)
+            if "trace" in record:
+                rescore(record, path)
+                rescored += 1
         except RecordError as err:
             failed.append(str(err))
             continue
         if manifest.seconds <= args.max_seconds:
             cheap.append(path)
     sample = random.Random(args.seed).sample(cheap, min(args.sample, len(cheap)))
-    print(f"{_plural(len(paths), 'record')} read, {len(paths) - len(failed)} well formed; "
+    print(f"{_plural(len(paths), 'record')} read, {len(paths) - len(failed)} well formed "
+          f"({rescored} of them rescored from their traces); "
           f"reproducing {_plural(len(sample), 'record')} of the {len(cheap)} whose run took at "
           f"most {args.max_seconds:g} s (sample seed {args.seed})")
     failed += _reproduce_each(sample, args.workers)
@@ -602,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(archive page DIR [--check])")
     archiver.add_argument("paths", nargs="+", metavar="RUNS | check DIR | page DIR")
     archiver.add_argument("--into", help="the archive folder to write records into")
+    archiver.add_argument("--keep-traces", action="store_true",
+                          help="every record carries its packed trace (default: those of runs "
+                               "longer than a minute)")
     archiver.add_argument("--sample", type=int, default=5,
                           help="check: records to rerun and compare (default 5)")
     archiver.add_argument("--seed", type=int, default=0,

@@ -15,7 +15,12 @@ run and a fingerprint of everything else:
 - ``rounds``: the optimizer's per-round diagnostics (``optimizer/metrics.jsonl``), if any;
 - ``digest``: ``query_digest`` of the trace: a SHA-256 of its queries and answers (every field
   but the wall times), which a rerun of the run's identity reproduces bit for bit wherever the
-  optimizer is deterministic.
+  optimizer is deterministic;
+- ``trace`` (records of runs that took longer than ``TRACE_SECONDS``, which a check does not
+  rerun, and whose optimizers, the model-based ones, run torch float kernels that may differ
+  between CPUs): the queries themselves, packed (``pack_trace``). ``rescore`` rebuilds every
+  answer from the function and the counting rule, and checks the digest, the curve and the
+  measures against them, on any machine.
 
 A record is written only from a run that passes ``verify_run``; ``check_record`` re-derives what
 a record claims from itself (curve, best value, regret, budget), and ``harness.reproduce`` reruns
@@ -24,9 +29,12 @@ its identity and compares digests.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import hashlib
 import json
+import lzma
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -43,12 +51,17 @@ from holo_bench.record import (
     read_manifest,
     run_folder,
 )
-from leaderboard.verify import RunRejected, verify_run
+from holo_bench.sequences import token_dtype
+from holo_bench.suite import make_function
+from holo_bench.trace import record_dtype
+from leaderboard.verify import RunRejected, expected_charges, verify_run
 
 RECORD_FORMAT = "holo-bench-record"
 RECORD_VERSION = 1
 # The measures of a run's queries a record carries.
 MEASURES = ("feasible_fraction", "distinct_fraction", "diversity")
+# Records of runs longer than this (seconds) carry their packed trace.
+TRACE_SECONDS = 60.0
 # The trace fields a digest covers: every one but the wall time.
 DIGESTED = ("call", "size", "index", "value", "feasible", "charged", "sequence")
 
@@ -104,20 +117,79 @@ def read_rounds(folder: Path) -> list[dict]:
     return rounds
 
 
-def make_record(folder: str | os.PathLike) -> dict:
-    """The record of the finished run in ``folder``; ``RunRejected`` if it fails verification."""
+def make_record(folder: str | os.PathLike, keep_trace: bool | None = None) -> dict:
+    """The record of the finished run in ``folder``; ``RunRejected`` if it fails verification.
+    ``keep_trace``: whether it carries its packed trace (default: when the run took longer than
+    ``TRACE_SECONDS``)."""
     folder = Path(folder)
     verified = verify_run(folder)
-    if verified.manifest.status != "finished":
-        raise RunRejected("status", f"{folder} holds a {verified.manifest.status} run, not a "
-                          "finished one")
+    manifest = verified.manifest
+    if manifest.status != "finished":
+        raise RunRejected("status", f"{folder} holds a {manifest.status} run, not a finished one")
     evaluations, values = improvements(verified.records)
-    return {"format": RECORD_FORMAT, "version": RECORD_VERSION,
-            "manifest": verified.manifest.to_json(),
-            "improvements": {"evaluations": evaluations.tolist(), "values": values.tolist()},
-            "measures": query_measures(verified.records),
-            "rounds": read_rounds(folder),
-            "digest": query_digest(verified.records)}
+    record = {"format": RECORD_FORMAT, "version": RECORD_VERSION,
+              "manifest": manifest.to_json(),
+              "improvements": {"evaluations": evaluations.tolist(), "values": values.tolist()},
+              "measures": query_measures(verified.records),
+              "rounds": read_rounds(folder),
+              "digest": query_digest(verified.records)}
+    if keep_trace if keep_trace is not None else manifest.seconds > TRACE_SECONDS:
+        record["trace"] = pack_trace(verified.records)
+    return record
+
+
+def pack_trace(records: np.ndarray) -> dict:
+    """A trace's queries without their answers: the batch size of each call, and the sequences'
+    tokens (the trace's own little-endian dtype), LZMA-compressed and base64-encoded. Values,
+    feasibility and charges are not kept: ``unpack_trace`` computes them again."""
+    starts = np.flatnonzero(records["index"] == 0)
+    return {"sizes": records["size"][starts].tolist(),
+            "sequences": base64.b64encode(lzma.compress(
+                np.ascontiguousarray(records["sequence"]).tobytes())).decode("ascii")}
+
+
+def unpack_trace(packed: dict, manifest: Manifest) -> np.ndarray:
+    """The trace records of a packed trace, its answers computed again: each sequence scored by
+    the run's function, its charge by the run's counting rule (wall times are 0)."""
+    function = make_function(manifest.problem.spec)
+    sizes = np.asarray(packed["sizes"], dtype=np.int64)
+    tokens = np.frombuffer(lzma.decompress(base64.b64decode(packed["sequences"])),
+                           dtype=np.dtype(token_dtype(function.num_states)).newbyteorder("<"))
+    n = int(sizes.sum())
+    if (sizes < 1).any() or tokens.size != n * function.dim:
+        raise ValueError(f"{tokens.size} tokens for {n} queries of {function.dim} positions")
+    records = np.zeros(n, dtype=record_dtype(function.dim, token_dtype(function.num_states)))
+    records["call"] = np.repeat(np.arange(len(sizes)), sizes)
+    records["size"] = np.repeat(sizes, sizes)
+    records["index"] = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    records["sequence"] = tokens.reshape(n, function.dim)
+    if (records["sequence"] >= function.num_states).any():
+        raise ValueError(f"a token is outside [0, {function.num_states})")
+    records["value"] = function.evaluate_true(records["sequence"])
+    records["feasible"] = function.is_feasible(records["sequence"])
+    records["charged"] = expected_charges(records, manifest.run.count)
+    return records
+
+
+def rescore(record: dict, path: str | os.PathLike = "record") -> None:
+    """Check a record that carries its trace against the trace's answers, computed again: its
+    digest, curve, measures and counts; ``RecordError`` names the first disagreement."""
+    manifest = check_record(record, path)
+    try:
+        records = unpack_trace(record["trace"], manifest)
+    except (KeyError, TypeError, ValueError, lzma.LZMAError, binascii.Error) as err:
+        raise RecordError(f"{path}: trace: cannot be unpacked ({err})") from None
+    evaluations, values = improvements(records)
+    claims = {"digest": (record["digest"], query_digest(records)),
+              "improvements": (record["improvements"], {"evaluations": evaluations.tolist(),
+                                                        "values": values.tolist()}),
+              "measures": (record["measures"], query_measures(records)),
+              "charged evaluations": (manifest.evaluations, int(records["charged"].sum())),
+              "queries": (manifest.queries, len(records)),
+              "calls": (manifest.calls, len(record["trace"]["sizes"]))}
+    for name, (claimed, found) in claims.items():
+        if claimed != found:
+            raise RecordError(f"{path}: trace: its {name} rescored differ from the record's")
 
 
 def record_path(root: str | os.PathLike, manifest: Manifest) -> Path:
@@ -153,6 +225,10 @@ def check_record(record, path: str | os.PathLike = "record") -> Manifest:
              f"{record.get('format')!r}, version {record.get('version')!r})")
     missing = [key for key in ("manifest", "improvements", "measures", "rounds", "digest")
                if key not in record]
+    unknown = sorted(set(record) - {"format", "version", "manifest", "improvements", "measures",
+                                    "rounds", "digest", "trace"})
+    if unknown:
+        fail(f"unknown field {', '.join(unknown)}")
     if missing:
         fail(f"missing {', '.join(missing)}")
     try:
@@ -212,11 +288,14 @@ class ArchiveReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def archive(runs: str | os.PathLike, into: str | os.PathLike) -> ArchiveReport:
+def archive(runs: str | os.PathLike, into: str | os.PathLike,
+            keep_traces: bool | None = None) -> ArchiveReport:
     """Verify every finished run folder under ``runs`` and write its record under ``into``. A
     record of the same identity already there is kept: unchanged if the digests agree (a rerun,
     or the run asked by another name; wall times may differ), a conflict otherwise (never
-    overwritten: a published record changes only by a deliberate removal)."""
+    overwritten: a published record changes only by a deliberate removal). ``keep_traces``:
+    whether records carry their packed traces (default: those of runs longer than
+    ``TRACE_SECONDS``)."""
     report = ArchiveReport()
     folders = find_runs(runs)
     if not folders:
@@ -231,7 +310,7 @@ def archive(runs: str | os.PathLike, into: str | os.PathLike) -> ArchiveReport:
             report.skipped.append(str(folder))
             continue
         try:
-            record = make_record(folder)
+            record = make_record(folder, keep_traces)
         except RunRejected as err:
             report.rejected[str(folder)] = str(err)
             continue

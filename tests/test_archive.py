@@ -18,7 +18,10 @@ from leaderboard.archive import (
     find_records,
     improvements,
     make_record,
+    pack_trace,
     query_digest,
+    rescore,
+    unpack_trace,
 )
 from leaderboard.store import collect, load_archive, store_with_archive
 from leaderboard.verify import verify_run
@@ -159,7 +162,8 @@ def test_the_cli_archives_checks_reproduces_and_pages_without_changing_the_users
     assert f"{2 * len(GRID)} records added" in capsys.readouterr().out
     assert main(["archive", "check", str(into), "--sample", "2", "--seed", "3"]) == 0
     out = capsys.readouterr().out
-    assert "8 records read, 8 well formed; reproducing 2 records of the 8" in out
+    assert "8 records read, 8 well formed (0 of them rescored from their traces); reproducing 2 " \
+        "records of the 8" in out
     assert out.count("REPRODUCED") == 2
     assert main(["archive", "check", str(into), "--max-seconds", "0"]) == 0
     assert "reproducing 0 records of the 0 whose run took at most 0 s" in capsys.readouterr().out
@@ -249,3 +253,29 @@ def test_the_published_page_is_what_the_archive_renders_and_a_stale_file_is_name
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="needs one <!-- published-leaderboard:start -->"):
         check_published(records, tmp_path, problem=PROBLEM)
+
+
+def test_a_packed_trace_rebuilds_the_queries_and_rescoring_checks_the_record(runs, tmp_path,
+                                                                            capsys):
+    """A record that carries its trace is checked on any machine without a rerun: the answers
+    are computed again from the function and the counting rule."""
+    for folder in sorted(runs.glob("*/*/*")):
+        verified = verify_run(folder)
+        rebuilt = unpack_trace(pack_trace(verified.records), verified.manifest)
+        for name in ("call", "size", "index", "value", "feasible", "charged", "sequence"):
+            np.testing.assert_array_equal(rebuilt[name], verified.records[name], err_msg=name)
+    report = archive(runs, tmp_path / "results", keep_traces=True)
+    assert len(report.added) == 2 * len(GRID)
+    path = next(p for p in find_records(tmp_path / "results") if "/adalead/" in str(p))
+    record = json.loads(path.read_text())
+    rescore(record, path)
+    # another sequence in the trace: its digest no longer matches
+    records = unpack_trace(record["trace"], check_record(record))
+    records["sequence"][5, 0] = (records["sequence"][5, 0] + 1) % 8
+    forged = {**record, "trace": pack_trace(records)}
+    with pytest.raises(RecordError, match="trace: its digest rescored differ"):
+        rescore(forged, path)
+    with pytest.raises(RecordError, match="trace: cannot be unpacked"):
+        rescore({**record, "trace": {**record["trace"], "sequences": "AAAA"}}, path)
+    assert main(["archive", "check", str(tmp_path / "results"), "--sample", "0"]) == 0
+    assert "(8 of them rescored from their traces)" in capsys.readouterr().out
