@@ -17,6 +17,7 @@ from harness.runner import make_job, run_job
 from holo_bench import make_function
 from holo_bench.record import read_manifest
 from holo_bench.trace import read_trace
+from leaderboard.archive import query_digest
 from optimizers.base import Problem
 from optimizers.llome.hf_backend import HFBackend
 from optimizers.llome.model import EOS, RESIDUE_OFFSET, Codec, Tokens, new_model, target_logprobs
@@ -26,6 +27,14 @@ from optimizers.llome.propose import Proposals, select, sequence_key
 PROBLEM = "smoke_ehrlich_small"
 SMALL = dict(seed_particles=100, seed_generations=3, seed_mutation_prob=0.05, labels_per_round=100,
              num_seeds=20, steps=2, samples=2, first_epochs=10, epochs=3, lr=3e-3)
+# The query digests (leaderboard.archive.query_digest: every query and answer, not the wall
+# times) of the small runs below, at one torch thread, made by the code before issue 22's speed-ups
+# (commit d8aa1f0). Those change what a round costs, never what a run asks.
+TRACE_DIGESTS = {
+    "llome-marge": "sha256:b27a92639bfe9e315a000d8d30cb800dd70ff3d3fd590304882d7d2c60e2cb98",
+    "llome-sft": "sha256:59970c1233de720a783a24a83c1dedcfb7f5fad18bb797424affc365e88eee28",
+    "llome-dpo": "sha256:1e07120b98bc7c583f934dcd4e793fc294c29e1e9a4fed693faec165259789e1",
+}
 SEED_QUERIES = 300  # the seed phase's GA runs until 300 distinct sequences are charged
 BUDGET = 600  # the seed data and several rounds of new proposals
 
@@ -57,6 +66,21 @@ def marge_run(tmp_path_factory):
         return job.folder, run_job(job)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.e2e
+def test_a_marge_run_asks_exactly_what_the_committed_trace_asked(marge_run):
+    folder, _ = marge_run
+    assert query_digest(trace(folder)) == TRACE_DIGESTS["llome-marge"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["llome-sft", "llome-dpo"])
+def test_sft_and_dpo_runs_ask_exactly_what_the_committed_traces_asked(name, tmp_path,
+                                                                     one_torch_thread):
+    job = make_job(name, PROBLEM, 0, BUDGET, tmp_path, params=SMALL)
+    assert run_job(job).status == "finished"
+    assert query_digest(trace(job.folder)) == TRACE_DIGESTS[name]
 
 
 @pytest.mark.e2e

@@ -10,6 +10,10 @@ import torch
 from optimizers.llome.losses import dpo_loss, marge_loss, scale_rewards, sft_loss
 from optimizers.llome.model import Tokens, target_logprobs
 
+# MargE's reward share costs a second gradient pass; it is measured on every this-many-th step of
+# a round (steps 0, k, 2k, ...): a systematic sample, drawing nothing from any generator.
+REWARD_SHARE_EVERY = 8
+
 
 @torch.no_grad()
 def reference_logprobs(model, prompts: Tokens, targets: Tokens, batch: int = 512) -> torch.Tensor:
@@ -35,10 +39,13 @@ class Marge:
 def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epochs: int,
                 batch_size: int, lr: float, seed: int, marge: Marge = Marge(),
                 dpo_beta: float = 0.4) -> dict:
-    """Train ``model`` in place for ``epochs`` over ``examples``; returns mean loss terms (for
-    MargE also ``reward_share``: per step, the norm of the rewards' part of the gradient over the
-    norm of the whole gradient, before clipping; the quantity that says whether the rewards shape
-    training at all).
+    """Train ``model`` in place for ``epochs`` over ``examples``; returns mean loss terms over
+    the round's steps (for MargE also ``reward_share``: the norm of the rewards' part of the
+    gradient over the norm of the whole gradient, before clipping, the quantity that says whether
+    the rewards shape training at all; it takes a second gradient pass, so it is the mean over
+    the steps 0, ``REWARD_SHARE_EVERY``, 2 ``REWARD_SHARE_EVERY``, ... only, and
+    ``reward_share_steps`` says how many). Measuring it leaves ``.grad``, and so training, as it
+    is: ``autograd.grad`` does not accumulate into ``.grad``.
 
     ``examples`` holds ``prompt`` and ``target`` sequences ``(m, L)`` and ``reward`` ``(m,)`` for
     ``sft``/``marge``, or ``prompt``, ``chosen``, ``rejected`` for ``dpo``. The reference model of
@@ -68,7 +75,8 @@ def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epo
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / steps)
     totals: dict[str, float] = {}
-    count = 0
+    counts: dict[str, int] = {}
+    step = 0
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
@@ -90,7 +98,7 @@ def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epo
                 else:
                     value, terms = sft_loss(logp, n_tokens), {}
             optimizer.zero_grad()
-            if loss == "marge":
+            if loss == "marge" and step % REWARD_SHARE_EVERY == 0:
                 terms["reward_share"] = _reward_share(model, value, reward_part)
             else:
                 value.backward()
@@ -99,8 +107,12 @@ def train_round(model, codec, examples: dict[str, np.ndarray], loss: str, *, epo
             schedule.step()
             for key, term in {"loss": value.item(), **terms}.items():
                 totals[key] = totals.get(key, 0.0) + float(term)
-            count += 1
-    return {key: total / max(count, 1) for key, total in totals.items()}
+                counts[key] = counts.get(key, 0) + 1
+            step += 1
+    means = {key: total / counts[key] for key, total in totals.items()}
+    if "reward_share" in counts:
+        means["reward_share_steps"] = counts["reward_share"]
+    return means
 
 
 def _reward_share(model, loss: torch.Tensor, reward_part: torch.Tensor) -> float:
