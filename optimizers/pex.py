@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizers.model_guided import ModelGuided, row_keys
+from optimizers.model_guided import ModelGuided
+from optimizers.rounds import row_keys
 from optimizers.surrogate import SurrogateParams
 
 # Blocks of mutants drawn before the pool is declared complete though short (every mutant of the

@@ -44,6 +44,7 @@ BUILTINS = {
     "pex": "optimizers.pex:PEX",
     "cbas": "optimizers.cbas:CbAS",
     "dbas": "optimizers.cbas:DbAS",
+    "lambo2": "optimizers.lambo2.optimizer:LaMBO2",
 }
 
 

@@ -1,16 +1,14 @@
 """LLOME end to end on a smoke instance, its pieces, and its round-granularity resumption."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from killing import assert_resumed_as_whole, kill_after_rounds, run_command
 from tiny_pretrained import save_tiny_gpt2
 
 from harness.runner import make_job, run_job
@@ -124,31 +122,11 @@ def test_killed_run_resumes_from_its_last_round(marge_run, tmp_path):
     instance in its second); the rerun restores round 1 and ends with the same trace (all at
     one torch thread, as the fixture's run)."""
     folder, _ = marge_run
-    params = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={value}")]
-    command = [sys.executable, "-m", "harness.cli", "run", "--optimizer", "llome-marge",
-               "--problem", PROBLEM, "--seeds", "0", "--budget", str(BUDGET),
-               "--out", str(tmp_path), "--quiet", "--workers", "1", *params]
     killed = make_job("llome-marge", PROBLEM, 0, BUDGET, tmp_path, params=SMALL).folder
-    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=one_thread)
-    metrics = killed / "optimizer" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 1:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert read_manifest(killed).status == "running"
+    partial, resumed = kill_after_rounds(
+        run_command("llome-marge", PROBLEM, BUDGET, tmp_path, SMALL), killed, 1, timeout=300)
     assert read_manifest(killed).hardware["torch_threads"] == 1
-    partial = trace(killed)
-    subprocess.run(command, check=True, env=one_thread)
-    resumed, whole = trace(killed), trace(folder)
-    assert len(partial) < len(whole)  # killed with calls left to make
-    assert np.array_equal(resumed["sequence"], whole["sequence"])
-    assert np.array_equal(resumed["value"], whole["value"])
-    # the calls made before the kill are kept, not redone
-    np.testing.assert_array_equal(resumed["time"][: len(partial)], partial["time"])
+    assert_resumed_as_whole(partial, resumed, trace(folder))
 
 
 def test_a_resumed_round_asks_its_saved_proposals_without_generating_again(tmp_path, monkeypatch):

@@ -2,21 +2,17 @@
 verify, repeatable per seed at one torch thread, and resumption after a kill
 (optimizers/model_guided.py)."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from killing import assert_resumed_as_whole, kill_after_rounds, run_command
 
 from harness.runner import make_job, run_job
-from holo_bench.record import read_manifest
 from holo_bench.trace import read_trace
 from leaderboard.verify import verify_run
-from optimizers.model_guided import METRICS, STATE, ModelGuided
+from optimizers.model_guided import ModelGuided
+from optimizers.rounds import METRICS, STATE
 
 METHODS = ["adalead", "pex", "cbas", "dbas"]
 PROBLEM = "smoke_ehrlich_small"
@@ -105,27 +101,7 @@ def test_killed_run_resumes_with_the_same_trace(method, tmp_path):
     """SIGKILL once a few rounds are saved; the rerun (one torch thread, as the uninterrupted
     run) ends with the same trace and keeps the calls made before the kill."""
     whole = trace(run(method, tmp_path / "whole", budget=400)[0])
-    params = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={value}")]
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "harness.cli", "run", "--optimizer", method, "--problem",
-               PROBLEM, "--seeds", "0", "--budget", "400", "--out", str(out), "--quiet",
-               "--no-page", "--workers", "1", *params]
     folder = make_job(method, PROBLEM, 0, 400, out, params=SMALL).folder
-    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=one_thread)
-    metrics = folder / "optimizer" / METRICS
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
-            break
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert read_manifest(folder).status == "running"
-    partial = trace(folder)
-    subprocess.run(command, check=True, env=one_thread)
-    resumed = trace(folder)
-    assert len(partial) < len(resumed)
-    np.testing.assert_array_equal(resumed["sequence"], whole["sequence"])
-    np.testing.assert_array_equal(resumed["value"], whole["value"])
-    np.testing.assert_array_equal(resumed["time"][: len(partial)], partial["time"])
+    partial, resumed = kill_after_rounds(run_command(method, PROBLEM, 400, out, SMALL), folder, 5)
+    assert_resumed_as_whole(partial, resumed, whole)

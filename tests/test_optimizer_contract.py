@@ -17,7 +17,10 @@ SURROGATE = {"preset": "cpu", "ensemble_size": 2, "model_queries_per_round": 200
 SMALL = {"ga": {"num_particles": 32}, "holo-ga": {"num_particles": 32},
          "random": {"batch_size": 32}, "llome-marge": LLOME, "llome-sft": LLOME,
          "llome-dpo": LLOME, "adalead": SURROGATE, "pex": SURROGATE,
-         "cbas": {**SURROGATE, "vae_epochs": 1}, "dbas": {**SURROGATE, "vae_epochs": 1}}
+         "cbas": {**SURROGATE, "vae_epochs": 1}, "dbas": {**SURROGATE, "vae_epochs": 1},
+         "lambo2": {"preset": "cpu", "seed_particles": 20, "seed_generations": 2,
+                    "seed_mutation_prob": 0.2, "num_samples": 32, "ensemble_size": 2,
+                    "channels": 16, "epochs": 1}}
 
 
 def problem_of(name="smoke_ehrlich_small", budget=500):

@@ -1,4 +1,4 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the tests and the benchmarks."""
 
 import pytest
 import torch
