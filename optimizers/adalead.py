@@ -110,7 +110,9 @@ class AdaLeadParams(SurrogateParams):
 
 
 class AdaLead(ModelGuided):
-    """AdaLead (parameters: ``AdaLeadParams``); see the module's docstring."""
+    """AdaLead: greedy rollouts from the best measured sequences, kept while the CNN-ensemble
+    surrogate scores them at least as their root (parameters: ``AdaLeadParams``; the module's
+    docstring says more)."""
 
     Params = AdaLeadParams
 

@@ -235,7 +235,9 @@ class CbASParams(SurrogateParams):
 
 
 class CbAS(ModelGuided):
-    """CbAS (parameters: ``CbASParams``); ``importance_weights`` False makes it DbAS."""
+    """CbAS: a VAE refitted to the samples the CNN-ensemble surrogate scores above a rising
+    quantile, importance-weighted against the round's prior (parameters: ``CbASParams``;
+    ``importance_weights`` False makes it DbAS)."""
 
     Params = CbASParams
     importance_weights = True

@@ -126,7 +126,9 @@ class PEXParams(SurrogateParams):
 
 
 class PEX(ModelGuided):
-    """PEX (parameters: ``PEXParams``); see the module's docstring."""
+    """PEX, proximal exploration: mutants of the frontier near the wild type, chosen by the
+    CNN-ensemble surrogate along the proximal frontier of distance and score (parameters:
+    ``PEXParams``; the module's docstring says more)."""
 
     Params = PEXParams
 

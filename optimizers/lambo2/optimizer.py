@@ -150,7 +150,9 @@ class Lambo2Params:
 
 
 class LaMBO2(RoundBased):
-    """LaMBO-2 (Gruver et al. 2023) with LLOME's seed data (parameters: ``Lambo2Params``)."""
+    """LaMBO-2, guided discrete diffusion: a masked language model's edits steered by expected
+    improvement, after LLOME's seed data (Gruver and others 2023; parameters:
+    ``Lambo2Params``)."""
 
     Params = Lambo2Params
 
