@@ -392,9 +392,9 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _archive(args: argparse.Namespace) -> int:
     """``archive RUNS --into DIR`` writes records; ``archive check DIR`` checks them; ``archive
     page DIR`` renders the published page and README table from them (``--check``: compares)."""
-    if args.paths[0] == "check":
+    if not args.into and args.paths[0] == "check":
         return _archive_check(args)
-    if args.paths[0] == "page":
+    if not args.into and args.paths[0] == "page":
         return _archive_page(args)
     from leaderboard.archive import archive
 

@@ -85,7 +85,7 @@ def query_measures(records: np.ndarray) -> dict:
     """Feasible fraction, distinct fraction and diversity of a run's queries (None when it made
     none); diversity on a fixed sample, so the same trace gives the same number."""
     if len(records) == 0:
-        return {"feasible_fraction": None, "distinct_fraction": None, "diversity": None}
+        return dict.fromkeys(MEASURES)
     sequences = records["sequence"]
     return {"feasible_fraction": float(records["feasible"].mean()),
             "distinct_fraction": len(np.unique(sequences, axis=0)) / len(records),
@@ -122,10 +122,8 @@ def make_record(folder: str | os.PathLike, keep_trace: bool | None = None) -> di
     ``keep_trace``: whether it carries its packed trace (default: when the run took longer than
     ``TRACE_SECONDS``)."""
     folder = Path(folder)
-    verified = verify_run(folder)
+    verified = verify_run(folder)  # which also refuses a run that is not finished
     manifest = verified.manifest
-    if manifest.status != "finished":
-        raise RunRejected("status", f"{folder} holds a {manifest.status} run, not a finished one")
     evaluations, values = improvements(verified.records)
     record = {"format": RECORD_FORMAT, "version": RECORD_VERSION,
               "manifest": manifest.to_json(),

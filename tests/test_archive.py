@@ -279,3 +279,13 @@ def test_a_packed_trace_rebuilds_the_queries_and_rescoring_checks_the_record(run
         rescore({**record, "trace": {**record["trace"], "sequences": "AAAA"}}, path)
     assert main(["archive", "check", str(tmp_path / "results"), "--sample", "0"]) == 0
     assert "(8 of them rescored from their traces)" in capsys.readouterr().out
+
+
+def test_a_runs_folder_named_check_is_archived_not_checked(runs, tmp_path, monkeypatch, capsys):
+    """``--into`` says which mode: a runs folder may be called ``check`` or ``page``."""
+    import shutil
+
+    shutil.copytree(runs, tmp_path / "check")
+    monkeypatch.chdir(tmp_path)
+    assert main(["archive", "check", "--into", "results"]) == 0
+    assert f"{2 * len(GRID)} records added" in capsys.readouterr().out
