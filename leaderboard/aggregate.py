@@ -49,6 +49,7 @@ from leaderboard.store import read_store
 ROUND_METRICS = {"parse_rate": "parse rate", "feasible_rate": "feasible",
                  "edit_distance": "edit distance", "diversity": "diversity",
                  "calibration_spearman": "calibration (Spearman)",
+                 "ranking_accuracy": "ranking accuracy",
                  "train_reward_share": "reward share of the gradient", "train_ess": "ESS",
                  "best_value": "best value", "train_seconds": "training s",
                  "generate_seconds": "generation s"}

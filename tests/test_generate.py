@@ -87,3 +87,34 @@ def test_codec_decoding_vocabulary():
 def test_bad_decoding_settings_are_refused(bad):
     with pytest.raises(ValueError, match="top_"):
         Decoding(**bad)
+
+
+@pytest.mark.parametrize("pretrained_model", [False, True])
+@pytest.mark.parametrize("temperature", [0.0, 1.3])
+def test_the_in_place_kv_cache_decodes_bit_for_bit_as_the_default_cache(
+        pretrained_model, temperature, tmp_path, monkeypatch):
+    """The cache written in place (``hf_backend._cache``) against transformers' own, which
+    concatenates: same tokens, same log-probabilities, to the last bit (LLOME's from-scratch
+    Llama, and a pretrained GPT-2 with left-padded text prompts)."""
+    from tiny_pretrained import save_tiny_gpt2
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from optimizers.llome import hf_backend
+    from optimizers.llome.model import TextCodec, new_model
+
+    X = np.random.default_rng(2).integers(0, 8, (40, 6))
+    X[::3, :3] = 0  # shorter JSON, so the text prompts are left-padded
+    if pretrained_model:
+        path = save_tiny_gpt2(tmp_path)
+        model = AutoModelForCausalLM.from_pretrained(path)
+        codec = TextCodec(AutoTokenizer.from_pretrained(path), 8, 6)
+    else:
+        codec = Codec(8, 6)
+        model = new_model(codec, 64, 2, 32, seed=3)
+    backend = HFBackend(Decoding(codec.allowed, codec.stop, codec.pad))
+    backend.update(model)
+    assert hf_backend._cache(model.config, 20) is not None  # the in-place cache is the one used
+    ours = backend.generate(codec.prompts(X), codec.target_length, temperature, 3, seed=5)
+    monkeypatch.setattr(hf_backend, "_cache", lambda config, capacity: None)
+    default = backend.generate(codec.prompts(X), codec.target_length, temperature, 3, seed=5)
+    assert torch.equal(ours[0], default[0]) and torch.equal(ours[1], default[1])

@@ -19,7 +19,7 @@ from leaderboard.archive import query_digest
 from optimizers.base import Problem
 from optimizers.llome.hf_backend import HFBackend
 from optimizers.llome.model import EOS, RESIDUE_OFFSET, Codec, Tokens, new_model, target_logprobs
-from optimizers.llome.optimizer import LlomeMarge
+from optimizers.llome.optimizer import LlomeMarge, _ranking_accuracy
 from optimizers.llome.propose import Proposals, select, sequence_key
 
 PROBLEM = "smoke_ehrlich_small"
@@ -104,7 +104,7 @@ def test_rounds_write_metrics_and_hugging_face_checkpoints(marge_run):
     assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1)) and len(rounds) >= 2
     assert rounds[0]["loss"] == "sft" and {r["loss"] for r in rounds[1:]} == {"marge"}
     for key in ("parse_rate", "feasible_rate", "edit_distance", "diversity", "calibration_spearman",
-                "train_loss", "best_value"):
+                "ranking_accuracy", "ranking_pairs", "train_loss", "best_value"):
         assert key in rounds[-1]
     assert all(r["train_seconds"] > 0 and r["generate_seconds"] > 0 for r in rounds)
     assert all(r["generated_tokens"] >= r["generated"] for r in rounds)  # at least one per output
@@ -241,6 +241,30 @@ def test_other_variants_run_end_to_end(tmp_path, variant, loss):
         assert [r["pairs"] for r in rounds[1:]] == [r["selected"] for r in rounds[:-1]]
 
 
+def test_ranking_accuracy_counts_every_pair_of_edits_of_one_parent_by_hand():
+    """Against a loop over every pair of labelled edits: same parent, different values
+    (infeasible lowest), right when the better is likelier, half on a tie."""
+    rng = np.random.default_rng(3)
+    n = 300
+    parents = rng.integers(0, 3, (12, 5))
+    prompts = parents[rng.integers(0, 12, n)]
+    values = rng.choice([-np.inf, 0.0, 0.25, 0.5, 1.0], n)
+    loglik = rng.choice([-1.0, -0.5, -0.25], n)  # ties on purpose
+    right, pairs = 0.0, 0
+    for i in range(n):
+        for j in range(n):
+            if (prompts[i] == prompts[j]).all() and values[i] > values[j]:
+                pairs += 1
+                right += 1.0 if loglik[i] > loglik[j] else 0.5 if loglik[i] == loglik[j] else 0.0
+    accuracy, counted = _ranking_accuracy(prompts, loglik, values)
+    assert counted == pairs > 0 and accuracy == pytest.approx(right / pairs, abs=1e-12)
+    # a likelihood that follows the values ranks every pair right; its reverse none
+    finite = np.where(np.isfinite(values), values, -1.0)
+    assert _ranking_accuracy(prompts, finite, values) == (1.0, pairs)
+    assert _ranking_accuracy(prompts, -finite, values) == (0.0, pairs)
+    assert _ranking_accuracy(np.arange(5)[:, None], np.zeros(5), np.arange(5.0)) == (None, 0)
+
+
 def test_selection_never_sends_more_than_asked_and_only_new_valid_unique_sequences():
     rng = np.random.default_rng(0)
     sequence = rng.integers(0, 4, (500, 6))
@@ -302,6 +326,8 @@ def test_round_diagnostics_reach_the_leaderboard(marge_run, tmp_path):
     assert list(rounds["parse_rate"]) == [r["parse_rate"] for r in reported]
     page = render_html(summary)
     assert 'class="rounds"' in page and "calibration (Spearman)" in page
+    assert "ranking accuracy" in page
+    assert list(rounds["ranking_accuracy"]) == [r["ranking_accuracy"] for r in reported]
 
 
 @pytest.fixture(scope="module")

@@ -318,6 +318,8 @@ class Llome(Optimizer):
         self._edits = {"prompt": self._asked["prompt"], "sequence": X, "value": values}
         self._metrics["feasible_rate"] = float(np.mean(values > -np.inf))
         self._metrics["calibration_spearman"] = _spearman(self._asked["loglik"], values)
+        self._metrics["ranking_accuracy"], self._metrics["ranking_pairs"] = _ranking_accuracy(
+            self._asked["prompt"], self._asked["loglik"], values)
         self._metrics["best_value"] = float(max(v.max() for _, v in self._labels))
         self._metrics["round_best_value"] = float(values.max())
         self._save()
@@ -576,6 +578,29 @@ def _spearman(loglik: np.ndarray, values: np.ndarray) -> float | None:
     if len(values) < 3 or np.ptp(values) == 0 or np.ptp(loglik) == 0:
         return None
     return float(spearmanr(loglik, values).statistic)
+
+
+def _ranking_accuracy(prompts: np.ndarray, loglik: np.ndarray,
+                      values: np.ndarray) -> tuple[float | None, int]:
+    """The model's ranking accuracy on the round's labelled edits, and the pairs it is over.
+
+    A pair is two labelled edits of one parent (the same prompt) with different values
+    (infeasible below every feasible); the model ranks it right when the better edit has the
+    higher likelihood (the per-token mean that ranks proposals), and half right on a tie. No
+    label of the round was trained on when the model ranked them, so every pair is held out.
+    Labels are deterministic, so an ideal optimum of the preference objective ranks every pair
+    right: its accuracy is 1, and ``1 - accuracy`` is the model's miscalibration."""
+    values = np.where(np.isfinite(values), values, -1.0)
+    _, parent = np.unique(prompts, axis=0, return_inverse=True)
+    parent = parent.reshape(-1)
+    right, pairs = 0.0, 0
+    for group in np.split(np.argsort(parent, kind="stable"),
+                          np.flatnonzero(np.diff(np.sort(parent))) + 1):
+        better = values[group][:, None] > values[group][None, :]
+        margin = loglik[group][:, None] - loglik[group][None, :]
+        right += float((margin > 0)[better].sum() + 0.5 * (margin == 0)[better].sum())
+        pairs += int(better.sum())
+    return (right / pairs if pairs else None), pairs
 
 
 class LlomeMarge(Llome):
