@@ -313,26 +313,32 @@ def archive(runs: str | os.PathLike, into: str | os.PathLike,
             report.rejected[str(folder)] = str(err)
             continue
         path = record_path(into, manifest)
-        if path.exists():
-            old, _ = read_record(path)
-            if old["digest"] == record["digest"]:  # a rerun: its timings may differ
-                report.unchanged.append(str(path))
-            else:
-                report.conflicts[str(path)] = str(folder)
-            continue
-        write_record(path, record)
-        report.added.append(str(path))
+        if add_record(path, record):
+            report.added.append(str(path))
+        elif read_record(path)[0]["digest"] == record["digest"]:  # a rerun: timings may differ
+            report.unchanged.append(str(path))
+        else:
+            report.conflicts[str(path)] = str(folder)
     return report
 
 
-def write_record(path: Path, record: dict) -> None:
-    """Write atomically (a kill leaves the old file or none), as compact, stable JSON."""
+def add_record(path: Path, record: dict) -> bool:
+    """Write ``record`` at ``path`` as compact, stable JSON unless a file is there; whether it
+    was written. Complete or absent, never overwritten: the file is written aside, then linked
+    into place, which fails if ``path`` exists, so of two processes archiving one identity at
+    once, exactly one adds its record and the other compares with it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        json.dump(record, file, sort_keys=True, separators=(",", ":"))
-        file.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(record, file, sort_keys=True, separators=(",", ":"))
+            file.write("\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    return True
 
 
 def find_records(root: str | os.PathLike) -> list[Path]:

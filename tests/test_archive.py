@@ -3,7 +3,9 @@ their traces, that check themselves, that reproduce from their identity, and the
 them."""
 
 import json
+import multiprocessing
 import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from harness.reproduce import reproduce
 from harness.runner import make_job, run_job
 from leaderboard.archive import (
     RecordError,
+    add_record,
     archive,
     check_record,
     find_records,
@@ -123,6 +126,30 @@ def test_archiving_again_changes_nothing_and_a_different_run_never_overwrites(ru
     finally:
         path.write_text(json.dumps(make_record(report.conflicts[str(path)]),
                                    sort_keys=True, separators=(",", ":")) + "\n")
+
+
+def _add(args):
+    path, number, start = args
+    while time.time() < start:  # all at once
+        pass
+    return add_record(path, {"digest": f"run {number}"})
+
+
+def test_of_processes_adding_one_identity_at_once_exactly_one_writes_and_none_overwrites(
+        tmp_path):
+    """Eight processes race to add eight different records at one path: exactly one reports
+    the file written, the file is its record, complete, and no temporary file is left."""
+    path = tmp_path / "ga" / "spec" / "seed-0-abc.json"
+    for attempt in range(3):
+        path.unlink(missing_ok=True)
+        start = time.time() + 0.5
+        with multiprocessing.get_context("fork").Pool(8) as pool:
+            written = pool.map(_add, [(path, number, start) for number in range(8)])
+        assert sum(written) == 1
+        assert json.loads(path.read_text()) == {"digest": f"run {written.index(True)}"}
+        assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert not add_record(path, {"digest": "another"})  # an existing record stays as it is
+    assert json.loads(path.read_text()) == {"digest": f"run {written.index(True)}"}
 
 
 @pytest.mark.parametrize("tamper, message", [
