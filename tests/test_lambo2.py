@@ -44,6 +44,7 @@ from optimizers.lambo2.train import (
 )
 from optimizers.llome.optimizer import LlomeParams
 from optimizers.rounds import METRICS, STATE
+from optimizers.seed_phase import seed_ga
 
 PROBLEM = "smoke_ehrlich_small"  # 8 states, length 16
 BUDGET = 200
@@ -332,7 +333,7 @@ def test_defaults_are_bbo_benchs_and_the_seed_phase_is_llomes():
             p.max_guidance_updates, p.guidance_step_size, p.kl_weight, p.epochs, p.lr,
             p.embed_dim, p.channels, p.kernel_size, p.batch_size, p.ensemble_size) == (
         2000, 12, 64, 16, 2, 0.05, 0.0, 16, 5e-3, 32, 128, 5, 128, 8)
-    assert p.seed_ga() == LlomeParams().seed_ga()
+    assert seed_ga(p) == seed_ga(LlomeParams())
     assert p.seed_particles * p.seed_generations == (
         LlomeParams().seed_particles * LlomeParams().seed_generations)
 
@@ -369,7 +370,7 @@ def test_the_seed_phase_asks_what_llomes_genetic_algorithm_asks():
     f, problem = small_problem()
     optimizer = LaMBO2(**SMALL)
     optimizer.setup(problem, np.random.SeedSequence(3))
-    ga = GeneticAlgorithm(Lambo2Params(**SMALL).seed_ga())
+    ga = GeneticAlgorithm(seed_ga(Lambo2Params(**SMALL)))
     ga.setup(problem, child(np.random.SeedSequence(3), 0))
     while optimizer._seeding:
         X = optimizer.ask(20)

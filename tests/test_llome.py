@@ -445,7 +445,7 @@ def test_a_budget_cut_round_sends_a_seeded_random_subset(monkeypatch):
     def cut(seed):
         optimizer = LlomeMarge(**TINY)
         optimizer.setup(problem, np.random.SeedSequence(seed))
-        optimizer._seed_charged = 10**9  # past the seed phase
+        optimizer._seed_phase.charged = 10**9  # past the seed phase
         monkeypatch.setattr(optimizer, "_next_round", lambda: {
             "sequence": proposals, "loglik": np.zeros(50), "prompt": proposals})
         return optimizer.ask(10)

@@ -34,13 +34,13 @@ import torch
 
 from holo_bench.seeding import child, integer_seed
 from optimizers.base import Problem
-from optimizers.ga import GAParams, GeneticAlgorithm
 from optimizers.lambo2.acquisition import predictions, select_seeds
 from optimizers.lambo2.guidance import Guidance, diffuse
 from optimizers.lambo2.model import Lambo2Model
 from optimizers.lambo2.train import fit
 from optimizers.llome.optimizer import LlomeParams
 from optimizers.rounds import RoundBased, row_keys
+from optimizers.seed_phase import SeedPhase, seed_ga
 
 # Paths of the seed tree (see the module's docstring).
 SEED_GA, MODEL, TRAIN, GENERATE = range(4)
@@ -121,7 +121,7 @@ class Lambo2Params:
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be an integer >= 0, got {self.warmup_epochs!r}")
         try:
-            self.seed_ga()
+            seed_ga(self)
         except ValueError as err:
             raise ValueError(f"the seed phase's GA (parameters seed_*): {err}") from None
         if self.device != "auto":
@@ -130,11 +130,6 @@ class Lambo2Params:
             except RuntimeError as err:
                 raise ValueError(f"device must be auto or a torch device such as cpu or cuda:0, "
                                  f"got {self.device!r}") from err
-
-    def seed_ga(self) -> GAParams:
-        """The parameters of the seed phase's genetic algorithm."""
-        return GAParams(self.seed_particles, self.seed_mutation_prob, self.seed_recombine_prob,
-                        self.seed_survival_quantile)
 
     @property
     def max_train_steps(self) -> int | None:
@@ -167,10 +162,7 @@ class LaMBO2(RoundBased):
         self._setup_rounds(problem, seed, workdir)
         auto = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(auto if p.device == "auto" else p.device)
-        self._count = problem.count
-        self._seed_charged = 0
-        self._ga = GeneticAlgorithm(p.seed_ga())
-        self._ga.setup(problem, child(self._seed, SEED_GA))
+        self._seed_phase = SeedPhase(p, problem, child(self._seed, SEED_GA))
         generator = torch.Generator().manual_seed(integer_seed(child(self._seed, MODEL)))
         self.model = Lambo2Model(problem.num_states, problem.dim, p.ensemble_size, p.embed_dim,
                                  p.channels, p.kernel_size, generator).to(self.device)
@@ -178,33 +170,25 @@ class LaMBO2(RoundBased):
 
     @property
     def _seeding(self) -> bool:
-        """Whether the seed phase's GA still runs: until it has been charged its evaluations."""
-        return self._seed_charged < self.params.seed_particles * self.params.seed_generations
+        """Whether the seed phase's GA still runs."""
+        return self._seed_phase.running
 
     def _before_rounds(self, n: int) -> np.ndarray | None:
         """The seed phase's GA asks, then rounds; after the last round, nothing (the run ends)."""
         if self._seeding:
-            return self._ga.ask(n)
+            return self._seed_phase.ask(n)
         if self._pending is None and self.round == self.params.rounds:
             return np.empty((0, self.dim), dtype=np.int64)
         return None
 
     def _told(self, X: np.ndarray, values: np.ndarray) -> None:
         if self._seeding:
-            self._seed_charged += self._charged(X)
-            self._ga.tell(X, values)
+            self._seed_phase.tell(X, values, len(set(row_keys(X)) - self.measured))
 
     def tell(self, X: np.ndarray, values: np.ndarray) -> None:
         super().tell(X, values)
         if self.round == 0 and not self._seeding:  # the seed phase ended: save its labels
             self._save()
-
-    def _charged(self, X: np.ndarray) -> int:
-        """Evaluations the oracle charges for ``X`` under the run's counting rule (called before
-        ``X`` joins the labels)."""
-        if self._count == "all":
-            return len(X)
-        return len(set(row_keys(X)) - self.measured)
 
     # -- one round ------------------------------------------------------------------------------
 
@@ -247,9 +231,9 @@ class LaMBO2(RoundBased):
     # -- state ----------------------------------------------------------------------------------
 
     def _extra_state(self) -> dict:
-        return {"seed_charged": self._seed_charged,
+        return {"seed_charged": self._seed_phase.charged,
                 "model": {key: value.cpu() for key, value in self.model.state_dict().items()}}
 
     def _load_extra_state(self, state: dict) -> None:
-        self._seed_charged = state["seed_charged"]
+        self._seed_phase.charged = state["seed_charged"]
         self.model.load_state_dict(state["model"])

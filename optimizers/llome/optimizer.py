@@ -50,7 +50,6 @@ from scipy.stats import spearmanr
 from holo_bench.measures import mean_pairwise_hamming
 from holo_bench.seeding import as_seed_sequence, child, integer_seed
 from optimizers.base import Optimizer, Problem
-from optimizers.ga import GAParams, GeneticAlgorithm
 from optimizers.llome import model as lm
 from optimizers.llome.backends import check_backend, make_backend
 from optimizers.llome.data import edit_pairs, preference_triples
@@ -58,6 +57,7 @@ from optimizers.llome.decoding import Decoding
 from optimizers.llome.losses import REDUCTIONS, REWARD_SCALES
 from optimizers.llome.propose import Proposals, mutate, refine, select, sequence_key
 from optimizers.llome.train import Marge, train_round
+from optimizers.seed_phase import SeedPhase, seed_ga
 
 STATE = "state.pkl"
 METRICS = "metrics.jsonl"
@@ -163,7 +163,7 @@ class LlomeParams:
             raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of head_size "
                              f"{self.head_size}")
         try:
-            self.seed_ga()
+            seed_ga(self)
         except ValueError as err:
             raise ValueError(f"the seed phase's GA (parameters seed_*): {err}") from None
         if not self.lr > 0 or not self.dpo_beta > 0:
@@ -202,11 +202,6 @@ class LlomeParams:
         """MargE's settings."""
         return Marge(self.alpha, self.beta, self.self_normalize, self.marge_reduction,
                      self.reward_scale, self.reward_temperature, self.log_ratio_clip)
-
-    def seed_ga(self) -> GAParams:
-        """The parameters of the seed phase's genetic algorithm."""
-        return GAParams(self.seed_particles, self.seed_mutation_prob, self.seed_recombine_prob,
-                        self.seed_survival_quantile)
 
     @property
     def temperature_values(self) -> list[float]:
@@ -259,13 +254,11 @@ class Llome(Optimizer):
             self._codec = lm.TextCodec(tokenizer, problem.num_states, problem.dim)
         else:
             self._codec = lm.Codec(problem.num_states, problem.dim)
-        self._count = problem.count
         self._round = 0  # trainings done
         self._calls = 0  # tells received: the oracle calls this state accounts for
         self._labels: list[tuple[np.ndarray, np.ndarray]] = []  # (X, values) per round
         self._labelled: set[bytes] = set()
         self._edits: dict | None = None  # the last round's labelled proposals and their prompts
-        self._seed_charged = 0  # evaluations the seed phase has been charged
         self._edit_distance = None  # the last round's mean edit distance, for temperature scaling
         self._pending: dict | None = None  # proposals of this round not asked yet
         self._asked: dict | None = None
@@ -276,18 +269,17 @@ class Llome(Optimizer):
         options = {"gpu_memory": p.vllm_gpu_memory} if p.backend == "vllm" else {}
         self._backend = make_backend(p.backend, decoding, p.device, **options)
         self._scratch = None  # checkpoints for a backend that loads from disk, without a workdir
-        self._ga = GeneticAlgorithm(p.seed_ga())
-        self._ga.setup(problem, child(self._seed, SEED_GA))
+        self._seed_phase = SeedPhase(p, problem, child(self._seed, SEED_GA))
         return self._restore() if self._workdir else 0
 
     @property
     def _seeding(self) -> bool:
-        """Whether the seed phase's GA still runs: until it has been charged its evaluations."""
-        return self._seed_charged < self.params.seed_particles * self.params.seed_generations
+        """Whether the seed phase's GA still runs."""
+        return self._seed_phase.running
 
     def ask(self, n: int) -> np.ndarray:
         if self._seeding:
-            return self._ga.ask(n)
+            return self._seed_phase.ask(n)
         if self._pending is None:
             self._pending = self._next_round()
             # with the proposals: a resumed run asks them again, never regenerates them
@@ -308,8 +300,7 @@ class Llome(Optimizer):
         self._calls += 1
         X = np.asarray(X, dtype=np.int64)
         if self._seeding:
-            self._seed_charged += self._charged(X)
-            self._ga.tell(X, values)
+            self._seed_phase.tell(X, values, len({sequence_key(x) for x in X} - self._labelled))
             self._add_labels(X, values, new_round=not self._labels)
             if not self._seeding:
                 self._save()
@@ -323,13 +314,6 @@ class Llome(Optimizer):
         self._metrics["best_value"] = float(max(v.max() for _, v in self._labels))
         self._metrics["round_best_value"] = float(values.max())
         self._save()
-
-    def _charged(self, X: np.ndarray) -> int:
-        """Evaluations the oracle charges for ``X`` under the run's counting rule (called before
-        ``X`` joins the labels)."""
-        if self._count == "all":
-            return len(X)
-        return len({sequence_key(x) for x in X} - self._labelled)
 
     # -- one round --------------------------------------------------------------------------------
 
@@ -518,7 +502,7 @@ class Llome(Optimizer):
             with open(workdir / METRICS, "a") as file:
                 file.write(json.dumps({**self._metrics, "calls": self._calls}) + "\n")
         state = {"round": self._round, "calls": self._calls, "labels": self._labels,
-                 "seed_charged": self._seed_charged, "edits": self._edits,
+                 "seed_charged": self._seed_phase.charged, "edits": self._edits,
                  "edit_distance": self._edit_distance, "pending": self._pending,
                  "metrics": self._metrics if self._pending is not None else None}
         tmp = workdir / (STATE + ".tmp")
@@ -533,7 +517,7 @@ class Llome(Optimizer):
             return 0
         state = pickle.loads(path.read_bytes())
         self._round, self._calls, self._labels = state["round"], state["calls"], state["labels"]
-        self._seed_charged, self._edits = state["seed_charged"], state["edits"]
+        self._seed_phase.charged, self._edits = state["seed_charged"], state["edits"]
         self._edit_distance = state["edit_distance"]
         for X, _ in self._labels:
             self._labelled.update(sequence_key(x) for x in X)
