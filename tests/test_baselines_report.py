@@ -68,3 +68,11 @@ def test_the_published_csv_recomputes_the_stores_report(tmp_path):
     assert text.startswith("9 runs; 4 one-sided tests")
     published = pd.read_csv(csv)
     assert list(published.columns) == report.COLUMNS and len(published) == 9
+
+
+def test_the_committed_results_are_what_the_published_csv_gives(tmp_path):
+    """docs/baselines.md's results table is the report of docs/baselines-runs.csv, as is."""
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "report.md"
+    report.main([str(root / "docs" / "baselines-runs.csv"), "--markdown", str(out)])
+    assert out.read_text().strip() in (root / "docs" / "baselines.md").read_text()
