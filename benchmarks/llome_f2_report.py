@@ -35,7 +35,8 @@ METRICS = {"final_regret": "regret at 28,000", "mean_regret": "mean regret over 
 BOOTSTRAP = 10_000
 ALPHA = 0.05
 DIAGNOSTICS = ["pairs", "parse_rate", "feasible_rate", "edit_distance", "diversity",
-               "calibration_spearman", "train_reward_share", "train_ess", "train_max_weight",
+               "calibration_spearman", "ranking_accuracy", "train_reward_share", "train_ess",
+               "train_max_weight",
                "train_clipped", "best_value", "train_seconds", "generate_seconds"]
 
 
