@@ -36,8 +36,8 @@ BOOTSTRAP = 10_000
 ALPHA = 0.05
 DIAGNOSTICS = ["pairs", "parse_rate", "feasible_rate", "edit_distance", "diversity",
                "calibration_spearman", "ranking_accuracy", "train_reward_share", "train_ess",
-               "train_max_weight",
-               "train_clipped", "best_value", "train_seconds", "generate_seconds"]
+               "train_max_weight", "train_clipped", "best_value", "train_seconds",
+               "generate_seconds"]
 
 
 def run_table(root) -> tuple[pd.DataFrame, pd.DataFrame]:
