@@ -15,14 +15,19 @@ run() { "$hb" run --track standard --out "$out" --workers "$workers" --quiet --n
 run --optimizer ga --optimizer random --optimizer ea-1p1 --optimizer ea-lengler \
     --optimizer ea-fast --optimizer ea-mu-lambda --optimizer sa --optimizer holo-ga
 run --optimizer llome-nolm --set samples=2 --set max_pairs=4096
-# The model-based methods (2-10 minutes a run on f2 under preset=cpu): seeds 0-2 on f2_family.
-run --optimizer adalead --optimizer pex --optimizer cbas --optimizer dbas --optimizer lambo2 \
-    --set preset=cpu --problem f2_family --seeds 0-2
-# LLOME at the head-to-head's settings (docs/llome-f2.md), seeds 0-2 on f2_family, into the
-# llome_f2 experiment's folder (same problem names, so the runs it has are not made again).
-"$hb" run --track standard --out "${LLOME_OUT:-runs/llome-f2}" --workers "$workers" --quiet \
-    --no-page --optimizer llome-marge --optimizer llome-sft --optimizer llome-marge-onpolicy \
-    --optimizer llome-dpo --set samples=2 --set max_pairs=4096 \
+# The model-guided methods (3-7 minutes a run on f2 under preset=cpu): seeds 0-2 on f2_family.
+run --optimizer adalead --optimizer pex --optimizer cbas --optimizer dbas --set preset=cpu \
+    --problem f2_family --seeds 0-2
+# LaMBO-2 (cpu preset) and LLOME at the head-to-head's settings (docs/llome-f2.md), seeds 0-2
+# on f2_family, into the folder of the llome_f2 and LaMBO-2 experiments (docs/llome-f2.md,
+# docs/lambo2.md): the same problem names and identities, so a run they share is made once.
+f2=${F2_OUT:-runs/llome-f2}
+"$hb" run --track standard --out "$f2" --workers "$workers" --quiet --no-page \
+    --optimizer lambo2 --set lambo2.preset=cpu --optimizer llome-marge --optimizer llome-sft \
+    --optimizer llome-marge-onpolicy --optimizer llome-dpo --set llome-marge.samples=2 \
+    --set llome-marge.max_pairs=4096 --set llome-sft.samples=2 --set llome-sft.max_pairs=4096 \
+    --set llome-marge-onpolicy.samples=2 --set llome-marge-onpolicy.max_pairs=4096 \
+    --set llome-dpo.samples=2 --set llome-dpo.max_pairs=4096 \
     --problem f2 --problem f2_seed1 --problem f2_seed2 --seeds 0-2
 
-"$hb" archive "$out" "${LLOME_OUT:-runs/llome-f2}" --into results
+"$hb" archive "$out" "$f2" --into results
