@@ -576,10 +576,9 @@ def _ranking_accuracy(prompts: np.ndarray, loglik: np.ndarray,
     right: its accuracy is 1, and ``1 - accuracy`` is the model's miscalibration."""
     values = np.where(np.isfinite(values), values, -1.0)
     _, parent = np.unique(prompts, axis=0, return_inverse=True)
-    parent = parent.reshape(-1)
+    order = np.argsort(parent.reshape(-1), kind="stable")
     right, pairs = 0.0, 0
-    for group in np.split(np.argsort(parent, kind="stable"),
-                          np.flatnonzero(np.diff(np.sort(parent))) + 1):
+    for group in np.split(order, np.flatnonzero(np.diff(parent.reshape(-1)[order])) + 1):
         better = values[group][:, None] > values[group][None, :]
         margin = loglik[group][:, None] - loglik[group][None, :]
         right += float((margin > 0)[better].sum() + 0.5 * (margin == 0)[better].sum())
