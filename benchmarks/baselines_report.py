@@ -18,10 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leaderboard.stats import ALPHA, bootstrap_interval, holm, one_sided_p
+from leaderboard.stats import (
+    ALPHA,
+    RESAMPLES,
+    bootstrap_interval,
+    difference_interval,
+    holm,
+    one_sided_p,
+)
 
 REFERENCES = ["ga", "ea-1p1"]
-RESAMPLES = 10_000
 COLUMNS = ["optimizer", "problem", "seed", "budget", "count", "evaluations", "queries",
            "best_value", "final_regret", "evals_to_solve", "feasible_fraction",
            "distinct_fraction", "diversity", "seconds", "params", "trace_sha256"]
@@ -34,16 +40,6 @@ def read_runs(source: str | Path) -> pd.DataFrame:
     from leaderboard.store import read_store
 
     return read_store(source)[0][COLUMNS]
-
-
-def difference_interval(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap interval of median(x) - median(y), each arm's runs resampled on
-    their own (``RESAMPLES`` draws from ``seed``)."""
-    rng = np.random.default_rng(seed)
-    draws = (np.median(rng.choice(x, (RESAMPLES, len(x))), axis=1)
-             - np.median(rng.choice(y, (RESAMPLES, len(y))), axis=1))
-    low, high = np.quantile(draws, [0.025, 0.975])
-    return float(low), float(high)
 
 
 def compare(runs: pd.DataFrame) -> pd.DataFrame:

@@ -65,6 +65,18 @@ def bootstrap_interval(values, statistic=np.median, level: float = 0.95, seed: i
     return float(interval.low), float(interval.high)
 
 
+def difference_interval(x, y, statistic=np.median, level: float = 0.95, seed: int = 0,
+                        resamples: int = RESAMPLES) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(x) - statistic(y)``, each sample resampled on
+    its own (the two arms' runs are independent; neither is paired with the other)."""
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    draws = (statistic(rng.choice(x, (resamples, len(x))), axis=1)
+             - statistic(rng.choice(y, (resamples, len(y))), axis=1))
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def average_ranks(scores) -> np.ndarray:
     """Mean rank of each column of ``scores`` ``(problems, entries)`` over the rows, rank 1 the
     lowest score in a row and ties sharing the mean of their ranks."""
