@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The pre-registered LLOME head-to-head of docs/llome-f2.md: every run, then the report.
+# The pre-registered LLOME head-to-head of docs/llome-f2.md: every run, archived (into ARCHIVE,
+# by default the published archive results/), then the report from the archive's records.
 #   bash benchmarks/llome_f2_experiment.sh [OUT] [WORKERS]
 # Resumable: rerun the same command after a kill and finished runs are kept, unfinished ones
 # resume. Takes about 80 minutes on 2 cores with 2 workers.
@@ -8,6 +9,7 @@ out=${1:-runs/llome-f2}
 workers=${2:-2}
 hb=${HOLO_BENCH:-.venv/bin/holo-bench}
 python=${PYTHON:-.venv/bin/python}
+archive=${ARCHIVE:-results}
 run() { "$hb" run --budget 28000 --out "$out" --workers "$workers" --quiet "$@"; }
 
 # LLOME: 8 runs per variant, 3 / 3 / 2 over the three instances, at the experiment's compute
@@ -25,4 +27,5 @@ run --optimizer ga --label ga-seed --set num_particles=1000 --set mutation_prob=
     --set recombine_prob=0.0882 --set survival_quantile=0.1 "${instances[@]}"
 run --optimizer ga --label ga-all --count all "${instances[@]}"
 
-"$python" benchmarks/llome_f2_report.py "$out" --markdown "$out/report.md"
+"$hb" archive "$out" --into "$archive"
+"$python" benchmarks/llome_f2_report.py "$archive" --markdown "$out/report.md"

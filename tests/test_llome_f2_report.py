@@ -1,0 +1,73 @@
+"""The LLOME head-to-head's report (benchmarks/llome_f2_report.py): the protocol's runs picked from
+an archive, success at the exact quantized level, and the published CSVs recomputing the
+archive's numbers."""
+
+import importlib.util
+from fractions import Fraction
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.runner import make_job, run_job
+from leaderboard.archive import archive
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("llome_f2_report",
+                                              ROOT / "benchmarks" / "llome_f2_report.py")
+report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(report)
+GA_SEED = {"num_particles": 1000, "mutation_prob": 0.005, "recombine_prob": 0.0882,
+           "survival_quantile": 0.1}
+
+
+def test_the_threshold_is_the_quantized_level_itself():
+    """37/64 is a level of f2's quantized objective (1 - (3/4)^3); a rounded 0.578 would miss it."""
+    assert report.THRESHOLD == Fraction(37, 64) == 0.578125
+    assert 1 - (Fraction(3, 4)) ** 3 == report.THRESHOLD
+    assert 0.578125 <= report.THRESHOLD and not 0.578125 <= 0.578
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    root = tmp_path_factory.mktemp("llome-f2")
+    grid = [("ga", None, {}, "distinct", "f2", seed, 28_000) for seed in range(10)]
+    grid += [("ga", "ga-seed", GA_SEED, "distinct", "f2_seed1", seed, 28_000) for seed in (0, 1)]
+    grid += [("ga", "ga-all", {}, "all", "f2_seed2", 0, 28_000),
+             ("ga", None, {}, "distinct", "f2", 0, 2_000),  # another budget
+             ("ga", None, {}, "distinct", "f2", 10, 28_000),  # not a protocol seed
+             ("ga", "ga-seed", {}, "distinct", "f2", 5, 28_000),  # the label, other parameters
+             ("random", None, {}, "distinct", "f2", 0, 28_000)]  # not an arm
+    for optimizer, label, params, count, problem, seed, budget in grid:
+        job = make_job(optimizer, problem, seed, budget, root / "runs", params=params,
+                       count=count, label=label)
+        assert run_job(job).status == "finished"
+    assert not archive(root / "runs", root / "results").rejected
+    return root / "results"
+
+
+def test_the_protocols_runs_are_picked_and_the_csvs_recompute_the_report(records, tmp_path):
+    csv = tmp_path / "llome-f2-runs.csv"
+    report.main([str(records), "--csv", str(csv), "--markdown", str(tmp_path / "archive.md")])
+    report.main([str(csv), "--markdown", str(tmp_path / "csv.md")])
+    text = (tmp_path / "archive.md").read_text()
+    assert text == (tmp_path / "csv.md").read_text()
+    runs = pd.read_csv(csv)
+    assert list(runs.columns) == report.COLUMNS
+    assert list(zip(runs["arm"], runs["instance"], runs["seed"])) == \
+        [("ga", "f2", s) for s in range(10)] + [("ga-seed", "f2_seed1", 0),
+                                                 ("ga-seed", "f2_seed1", 1),
+                                                 ("ga-all", "f2_seed2", 0)]
+    assert (tmp_path / "llome-f2-rounds.csv").exists()
+    assert text.startswith("13 runs; missing from the protocol: llome-marge f2 seed 0, ")
+    assert "ga f2_seed1 seed 0" in text and ", ga f2 seed" not in text
+    # success is regret at or below 37/64, the level itself included
+    assert (runs["success"] == (runs["final_regret"] <= 0.578125)).all()
+    assert (runs["final_regret"] == 0.578125).any() and runs["success"].any()
+    assert "regret <= 37/64" in text
+    assert 0 <= runs["mean_regret"].min() and (runs["mean_regret"] >= runs["final_regret"]).all()
+
+
+def test_the_per_run_csv_must_say_it_holds_runs(tmp_path):
+    with pytest.raises(ValueError, match="must end in runs.csv"):
+        report.rounds_path(tmp_path / "table.csv")
