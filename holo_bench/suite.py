@@ -49,6 +49,15 @@ def tracks() -> dict[str, dict]:
     return dict(_catalog().get("tracks", {}))
 
 
+def on_track(name: str, spec: str, budget: int, count: str) -> bool:
+    """Whether a run of the instance ``spec`` at ``budget`` under ``count`` is one of track
+    ``name``'s: one of its problems, at its budget and counting rule (any seed)."""
+    track = tracks()[name]
+    specs = {make_function(problem).spec for problem in resolve_problems([track["problems"]])}
+    return (make_function(spec).spec in specs and budget == track["budget"]
+            and count == track["count"])
+
+
 def family_members(name: str) -> list[str]:
     """The instances of a named family, as spec strings, in the order of its seeds."""
     family = families()[name]

@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from holo_bench.record import Manifest
+from holo_bench.suite import on_track
 from leaderboard.aggregate import Summary, summarize_store
 from leaderboard.archive import find_records, read_record
 from leaderboard.render import (
@@ -31,21 +33,31 @@ from leaderboard.render import (
 )
 from leaderboard.store import store_with_archive
 
+TRACK = "standard"  # the track the page publishes
 PAGE = Path("docs/leaderboard")
 FIGURE_PROBLEM = "f2_family"  # the README's figure: its regret curves
 README = Path("README.md")
 START, END = "<!-- published-leaderboard:start -->", "<!-- published-leaderboard:end -->"
 
 
-def summarize_archive(archive: str | os.PathLike) -> Summary:
-    """The leaderboard of the archive's records alone, dated by its last run."""
-    paths = find_records(archive)
-    last = max((read_record(path)[1].finished for path in paths), default=0.0)
+def summarize_archive(archive: str | os.PathLike, track: str | None = TRACK) -> Summary:
+    """The leaderboard of the archive's records on ``track`` (None: all of them), dated by the
+    last of their runs. An archive also holds other experiments' runs, such as the llome_f2
+    track's GA charged for every query, which their own reports read."""
+    def keep(manifest: Manifest) -> bool:
+        run = manifest.run
+        return track is None or on_track(track, manifest.problem.spec, run.budget, run.count)
+
+    shown = [manifest for manifest in (read_record(path)[1] for path in find_records(archive))
+             if keep(manifest)]
+    last = max((manifest.finished for manifest in shown), default=0.0)
     with tempfile.TemporaryDirectory() as scratch:
-        with store_with_archive(Path(scratch) / "none.sqlite", archive) as db:
+        with store_with_archive(Path(scratch) / "none.sqlite", archive, keep) as db:
             summary = summarize_store(db)
-    summary.generated = (f"from the {len(paths)} records of {str(archive).rstrip('/')}/, whose "
-                         f"last run finished on {time.strftime('%Y-%m-%d', time.gmtime(last))}")
+    where = f" on the {track} track" if track else ""
+    summary.generated = (f"from the {len(shown)} records of {str(archive).rstrip('/')}/{where}, "
+                         f"whose last run finished on "
+                         f"{time.strftime('%Y-%m-%d', time.gmtime(last))}")
     return summary
 
 
@@ -82,11 +94,11 @@ def readme_section(summary: Summary, archive: str, problem: str) -> str:
 
 
 def rendered(archive: str | os.PathLike, root: str | os.PathLike = ".",
-             problem: str = FIGURE_PROBLEM) -> dict[Path, str]:
-    """Every published file (path under ``root``) and the text the archive renders for it;
-    ``problem``'s regret curves are the README's figure."""
+             problem: str = FIGURE_PROBLEM, track: str | None = TRACK) -> dict[Path, str]:
+    """Every published file (path under ``root``) and the text the archive's records on ``track``
+    render for it; ``problem``'s regret curves are the README's figure."""
     root = Path(root)
-    summary = summarize_archive(archive)
+    summary = summarize_archive(archive, track)
     readme = (root / README).read_text()
     if readme.count(START) != 1 or readme.count(END) != 1:
         raise ValueError(f"{root / README} needs one {START} and one {END} line, where the "
@@ -101,9 +113,9 @@ def rendered(archive: str | os.PathLike, root: str | os.PathLike = ".",
 
 
 def write_published(archive: str | os.PathLike, root: str | os.PathLike = ".",
-                    problem: str = FIGURE_PROBLEM) -> list[Path]:
+                    problem: str = FIGURE_PROBLEM, track: str | None = TRACK) -> list[Path]:
     """Render and write every published file; returns their paths."""
-    files = rendered(archive, root, problem)
+    files = rendered(archive, root, problem, track)
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
@@ -114,7 +126,7 @@ def write_published(archive: str | os.PathLike, root: str | os.PathLike = ".",
 
 
 def check_published(archive: str | os.PathLike, root: str | os.PathLike = ".",
-                    problem: str = FIGURE_PROBLEM) -> list[Path]:
+                    problem: str = FIGURE_PROBLEM, track: str | None = TRACK) -> list[Path]:
     """The published files that differ from what the archive renders (missing ones included)."""
-    return [path for path, text in rendered(archive, root, problem).items()
+    return [path for path, text in rendered(archive, root, problem, track).items()
             if not path.is_file() or path.read_text(encoding="utf-8") != text]

@@ -30,7 +30,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -205,11 +205,13 @@ def collect(root: str | os.PathLike, db: str | os.PathLike,
     return report
 
 
-def load_archive(root: str | os.PathLike, db: str | os.PathLike) -> CollectReport:
+def load_archive(root: str | os.PathLike, db: str | os.PathLike,
+                 keep: Callable[[Manifest], bool] | None = None) -> CollectReport:
     """Index every record of a published archive (``leaderboard.archive``) into ``db``, keyed by
     run identity as ``collect`` keys run folders: a run already stored (the user's own rerun of an
     archived configuration, or the record itself) stays as it is. A record that does not agree
-    with itself is rejected, naming the problem."""
+    with itself is rejected, naming the problem. ``keep``: index only the records whose manifest
+    it accepts (a track's runs); the others are still checked."""
     paths = find_records(root)
     if not paths:
         raise ValueError(f"{root} holds no archive records (*.json)")
@@ -221,6 +223,8 @@ def load_archive(root: str | os.PathLike, db: str | os.PathLike) -> CollectRepor
                 record, manifest = read_record(path)
             except RecordError as err:
                 report.rejected[str(path)] = str(err)
+                continue
+            if keep is not None and not keep(manifest):
                 continue
             curve = record["improvements"]
             with _writing(connection):
@@ -242,11 +246,11 @@ def load_archive(root: str | os.PathLike, db: str | os.PathLike) -> CollectRepor
 
 
 @contextmanager
-def store_with_archive(db: str | os.PathLike,
-                       archive: str | os.PathLike | None) -> Iterator[str]:
+def store_with_archive(db: str | os.PathLike, archive: str | os.PathLike | None,
+                       keep: Callable[[Manifest], bool] | None = None) -> Iterator[str]:
     """The store at ``db``, or with ``archive``, a temporary copy of it (or a new store, if there
-    is none yet) with the archive's records loaded: the user's store is never changed. A record
-    that does not check is an error, never a silent gap."""
+    is none yet) with the archive's records loaded (those ``keep`` accepts): the user's store is
+    never changed. A record that does not check is an error, never a silent gap."""
     if archive is None:
         yield str(db)
         return
@@ -259,7 +263,7 @@ def store_with_archive(db: str | os.PathLike,
             finally:
                 source.close()
                 target.close()
-        report = load_archive(archive, copy)
+        report = load_archive(archive, copy, keep)
         if report.rejected:
             raise ValueError("archive records rejected: " + "; ".join(report.rejected.values()))
         yield str(copy)

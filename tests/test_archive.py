@@ -2,6 +2,7 @@
 their traces, that check themselves, that reproduce from their identity, and the CLI around
 them."""
 
+import argparse
 import json
 import multiprocessing
 import sqlite3
@@ -10,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from harness.cli import main
+from harness.cli import DEFAULT_OPTIMIZERS, _apply_track, main
 from harness.reproduce import reproduce
 from harness.runner import make_job, run_job
 from leaderboard.archive import (
@@ -224,6 +225,13 @@ def test_the_cli_archives_checks_reproduces_and_pages_without_changing_the_users
     assert "adalead" in (tmp_path / "default.md").read_text()
     assert main(["leaderboard", "--db", str(mine), "--no-archive", "--markdown", "none.md"]) == 0
     assert "adalead" not in (tmp_path / "none.md").read_text()
+    # and so does the page at the end of a run
+    own = ["run", "--problem", PROBLEM, "--optimizer", "ga", "--set", "num_particles=32",
+           "--budget", "300", "--seeds", "0", "--quiet"]
+    assert main([*own, "--out", "with"]) == 0
+    assert "adalead" in (tmp_path / "with" / "leaderboard.html").read_text()
+    assert main([*own, "--out", "without", "--no-archive"]) == 0
+    assert "adalead" not in (tmp_path / "without" / "leaderboard.html").read_text()
 
 
 def test_a_store_with_an_archive_refuses_records_that_do_not_check(records, tmp_path):
@@ -243,6 +251,17 @@ def test_a_run_asked_by_two_names_has_one_record(tmp_path):
     assert (len(report.added), len(report.unchanged)) == (1, 1)
 
 
+def test_the_main_job_is_the_standard_tracks_cheap_optimizers_and_a_named_problem_is_not():
+    main_job = argparse.Namespace(track=None, problem=None, budget=None, count=None, seeds=None)
+    _apply_track(main_job)
+    assert (main_job.track, main_job.problem, main_job.budget, main_job.count, main_job.seeds) \
+        == ("standard", ["standard"], 28000, "distinct", list(range(10)))
+    assert DEFAULT_OPTIMIZERS == ["ga", "random"]
+    named = argparse.Namespace(track=None, problem=["f2"], budget=None, count=None, seeds=None)
+    _apply_track(named)
+    assert (named.track, named.budget, named.seeds) == (None, 100_000, [0, 1, 2, 3, 4])
+
+
 def test_a_track_sets_the_problems_budget_counting_rule_and_seeds(tmp_path, capsys):
     out = tmp_path / "runs"
     assert main(["run", "--track", "standard", "--problem", "f2", "--seeds", "0",
@@ -260,14 +279,36 @@ def test_a_track_sets_the_problems_budget_counting_rule_and_seeds(tmp_path, caps
     assert "unknown track 'standart' (did you mean standard?)" in capsys.readouterr().err
 
 
+def test_the_published_page_shows_the_tracks_runs_alone(tmp_path):
+    """A run at the track's budget and rule on its instances is shown; the same optimizer charged
+    for every query, at another budget, or off the track's problems is not."""
+    from leaderboard.published import summarize_archive
+
+    grid = [("random", "f2", 28_000, "distinct"), ("ga", "f2_seed1", 28_000, "distinct"),
+            ("ga", "f2", 28_000, "all"), ("ga", "f2", 2_000, "distinct"),
+            ("ga", "smoke_ehrlich_tiny", 28_000, "distinct")]
+    for optimizer, problem, budget, count in grid:
+        job = make_job(optimizer, problem, 0, budget, tmp_path / "runs", count=count)
+        assert run_job(job).status == "finished"
+    archive(tmp_path / "runs", tmp_path / "results")
+    shown = summarize_archive(tmp_path / "results")
+    assert shown.generated.startswith(f"from the 2 records of {tmp_path / 'results'}/ on the "
+                                      "standard track")
+    entries = shown.configurations
+    assert sorted(zip(entries["optimizer"], entries["budget"], entries["count"])) == \
+        [("ga", 28_000, "distinct"), ("random", 28_000, "distinct")]
+    assert "from the 5 records" in summarize_archive(tmp_path / "results", track=None).generated
+
+
 def test_the_published_page_is_what_the_archive_renders_and_a_stale_file_is_named(
         records, tmp_path):
     from leaderboard.published import check_published, write_published
 
     (tmp_path / "README.md").write_text("# title\n\n<!-- published-leaderboard:start -->\nold\n"
                                         "<!-- published-leaderboard:end -->\n\nafter\n")
-    written = write_published(records, tmp_path, problem=PROBLEM)
-    assert len(written) == 4 and check_published(records, tmp_path, problem=PROBLEM) == []
+    written = write_published(records, tmp_path, problem=PROBLEM, track=None)
+    assert len(written) == 4
+    assert check_published(records, tmp_path, problem=PROBLEM, track=None) == []
     readme = (tmp_path / "README.md").read_text()
     assert readme.startswith("# title\n\n<!-- published-leaderboard:start -->") and \
         readme.endswith("<!-- published-leaderboard:end -->\n\nafter\n")
@@ -276,10 +317,10 @@ def test_the_published_page_is_what_the_archive_renders_and_a_stale_file_is_name
         '<svg xmlns="http://www.w3.org/2000/svg"')
     page = tmp_path / "docs/leaderboard/index.html"
     page.write_text(page.read_text() + " ")
-    assert check_published(records, tmp_path, problem=PROBLEM) == [page]
+    assert check_published(records, tmp_path, problem=PROBLEM, track=None) == [page]
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="needs one <!-- published-leaderboard:start -->"):
-        check_published(records, tmp_path, problem=PROBLEM)
+        check_published(records, tmp_path, problem=PROBLEM, track=None)
 
 
 def test_a_packed_trace_rebuilds_the_queries_and_rescoring_checks_the_record(runs, tmp_path,
