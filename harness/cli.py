@@ -14,9 +14,12 @@ from pathlib import Path
 from holo_bench import suite
 from holo_bench.params import close_matches
 
-# The main job: what `holo-bench run` does with no arguments.
+# The main job, what `holo-bench run` does with no arguments: the standard track's cheap
+# optimizers, whose runs are the published archive's (same identities), so the page shows them
+# among its records.
 DEFAULT_OPTIMIZERS = ["ga", "random"]
-DEFAULT_PROBLEMS = ["f2", "ehr_v-32_l-128_m-4_c-4_q-4"]
+DEFAULT_TRACK = "standard"  # without --track or --problem
+# A run of problems named without a track.
 DEFAULT_SEEDS = "0-4"
 DEFAULT_BUDGET = 100_000
 DEFAULT_OUT = "runs"
@@ -170,7 +173,10 @@ def _argument(name: str, check, *values):
 def _apply_track(args: argparse.Namespace) -> None:
     """Fill the grid from ``--track``: its problems (or those of them ``--problem`` names), its
     budget and counting rule (which may not be given otherwise) and, unless ``--seeds`` says
-    otherwise, its seeds; without a track, the defaults."""
+    otherwise, its seeds; without a track, ``DEFAULT_TRACK`` if no problem is named either, else
+    the defaults."""
+    if args.track is None and not args.problem:
+        args.track = DEFAULT_TRACK
     if args.track is None:
         args.budget = args.budget or DEFAULT_BUDGET
         args.seeds = args.seeds if args.seeds is not None else parse_seeds(DEFAULT_SEEDS)
@@ -213,7 +219,7 @@ def _run(args: argparse.Namespace) -> int:
     for name in optimizers:
         _argument("--optimizer", optimizer_class, name)
     _argument("--track", _apply_track, args)
-    problems = suite.resolve_problems(args.problem or DEFAULT_PROBLEMS)
+    problems = suite.resolve_problems(args.problem)
     _argument("--problem", _check_distinct_instances, problems)
     params = _argument("--set", _split_params, args.set, optimizers)
     if args.backend:
@@ -289,7 +295,8 @@ def _report_grid(results, args: argparse.Namespace) -> int:
           f"{'; ' + others if others else ''}; run folders under {out} "
           f"(read them with leaderboard.load_runs({str(out)!r}))")
     if len(finished) and not args.no_page:
-        print(f"leaderboard: {_write_page(out, args.reference, progress=not args.quiet)}")
+        page = _write_page(out, args.reference, _archive_option(args), progress=not args.quiet)
+        print(f"leaderboard: {page}")
     return 0 if len(finished) == len(table) else 1
 
 
@@ -297,12 +304,13 @@ def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _write_page(out: Path, reference: str, progress: bool) -> Path:
+def _write_page(out: Path, reference: str, archive: str | None, progress: bool) -> Path:
     """Collect every run under ``out`` into ``out/leaderboard.sqlite`` (verifying each) and write
-    the HTML leaderboard of that store next to it; returns the page's path."""
+    the HTML leaderboard of that store, with ``archive``'s records beside them, next to it; returns
+    the page's path."""
     from leaderboard.aggregate import summarize_store
     from leaderboard.render import write_leaderboard
-    from leaderboard.store import collect
+    from leaderboard.store import collect, store_with_archive
 
     db, page = out / "leaderboard.sqlite", out / "leaderboard.html"
     report = collect(out, db, progress=progress)
@@ -310,7 +318,8 @@ def _write_page(out: Path, reference: str, progress: bool) -> Path:
         print(f"REJECTED {folder}: {reason}", file=sys.stderr)
     if progress:
         print(f"writing the leaderboard page from {db} ...", file=sys.stderr, flush=True)
-    write_leaderboard(summarize_store(db, reference=reference), html_path=page)
+    with store_with_archive(db, archive) as store:
+        write_leaderboard(summarize_store(store, reference=reference), html_path=page)
     return page
 
 
@@ -372,6 +381,12 @@ def _archive_option(args: argparse.Namespace) -> str | None:
     if not Path(args.archive).exists():
         raise ValueError(f"--archive {args.archive}: no such archive folder")
     return args.archive
+
+
+def _archive_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--archive", help=f"include the published records of this archive on the "
+                        f"page (default: {DEFAULT_ARCHIVE}/ when it is present)")
+    parser.add_argument("--no-archive", action="store_true", help="include no archive")
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
@@ -543,12 +558,13 @@ def build_parser() -> argparse.ArgumentParser:
                           f"or module:Class, repeatable "
                           f"(default: {' '.join(DEFAULT_OPTIMIZERS)})")
     run.add_argument("--problem", action="append",
-                     help=f"instance, family, suite or spec string, repeatable "
-                          f"(default: {' '.join(DEFAULT_PROBLEMS)})")
-    run.add_argument("--track", help="run a named track (holo-bench list problems): its "
-                     "problems, budget, counting rule and seeds")
+                     help="instance, family, suite or spec string, repeatable (default: the "
+                          "track's problems)")
+    run.add_argument("--track", help=f"run a named track (holo-bench list problems): its "
+                     f"problems, budget, counting rule and seeds (default: {DEFAULT_TRACK}, "
+                     f"unless --problem is given)")
     run.add_argument("--seeds", type=parse_seeds,
-                     help=f"e.g. 0-4 (default {DEFAULT_SEEDS}, or the track's)")
+                     help=f"e.g. 0-4 (default: the track's, or {DEFAULT_SEEDS} without one)")
     run.add_argument("--budget", type=positive_int,
                      help=f"charged oracle evaluations per run (default {DEFAULT_BUDGET}, or the "
                           "track's)")
@@ -574,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "collected into OUT/leaderboard.sqlite and OUT/leaderboard.html written)")
     run.add_argument("--reference", default="ga",
                      help="the entry the page's verdicts test against, per problem (default: ga)")
+    _archive_arguments(run)
     run.set_defaults(func=_run)
 
     collect = commands.add_parser(
@@ -595,9 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--markdown", help="markdown table to write, e.g. site/leaderboard.md")
     board.add_argument("--reference", default="ga",
                        help="the entry every other is tested against, per problem (default: ga)")
-    board.add_argument("--archive", help=f"include the published records of this archive "
-                       f"(default: {DEFAULT_ARCHIVE}/ when it is present)")
-    board.add_argument("--no-archive", action="store_true", help="include no archive")
+    _archive_arguments(board)
     board.set_defaults(func=_leaderboard)
 
     archiver = commands.add_parser(
