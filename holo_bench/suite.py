@@ -50,12 +50,18 @@ def tracks() -> dict[str, dict]:
 
 
 def on_track(name: str, spec: str, budget: int, count: str) -> bool:
-    """Whether a run of the instance ``spec`` at ``budget`` under ``count`` is one of track
-    ``name``'s: one of its problems, at its budget and counting rule (any seed)."""
+    """Whether a run of the instance ``spec`` (canonical, as a manifest holds it) at ``budget``
+    under ``count`` is one of track ``name``'s: one of its problems, at its budget and counting
+    rule (any seed)."""
     track = tracks()[name]
-    specs = {make_function(problem).spec for problem in resolve_problems([track["problems"]])}
-    return (make_function(spec).spec in specs and budget == track["budget"]
+    return (spec in _track_specs(name) and budget == track["budget"]
             and count == track["count"])
+
+
+@cache
+def _track_specs(name: str) -> frozenset[str]:
+    problems = resolve_problems([tracks()[name]["problems"]])
+    return frozenset(make_function(problem).spec for problem in problems)
 
 
 def family_members(name: str) -> list[str]:

@@ -51,9 +51,8 @@ def summarize_archive(archive: str | os.PathLike, track: str | None = TRACK) -> 
     shown = [manifest for manifest in (read_record(path)[1] for path in find_records(archive))
              if keep(manifest)]
     last = max((manifest.finished for manifest in shown), default=0.0)
-    with tempfile.TemporaryDirectory() as scratch:
-        with store_with_archive(Path(scratch) / "none.sqlite", archive, keep) as db:
-            summary = summarize_store(db)
+    with store_with_archive(None, archive, keep) as db:
+        summary = summarize_store(db)
     where = f" on the {track} track" if track else ""
     summary.generated = (f"from the {len(shown)} records of {str(archive).rstrip('/')}/{where}, "
                          f"whose last run finished on "

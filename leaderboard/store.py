@@ -29,6 +29,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -169,11 +170,17 @@ def targets_for(spec: str) -> np.ndarray:
     """Fixed targets (values) of a problem for the ECDF: on an Ehrlich function with ``c`` motifs
     quantized to ``q`` levels, ``(j/q)^c`` for ``j = 1..q``: every motif at least at level ``j/q``.
     Other functions have none."""
+    return np.array(_targets(spec))
+
+
+@cache
+def _targets(spec: str) -> tuple[float, ...]:
+    """``targets_for``, built once per spec (an archive's records share a few instances)."""
     function = make_function(spec)
     if not isinstance(function, Ehrlich):
-        return np.empty(0)
+        return ()
     q = function.quantization
-    return (np.arange(1, q + 1) / q) ** function.num_motifs
+    return tuple((np.arange(1, q + 1) / q) ** function.num_motifs)
 
 
 def _sha256(path: Path) -> str:
@@ -218,45 +225,49 @@ def load_archive(root: str | os.PathLike, db: str | os.PathLike,
     report = CollectReport()
     connection = connect(db)
     try:
-        for path in paths:
-            try:
-                record, manifest = read_record(path)
-            except RecordError as err:
-                report.rejected[str(path)] = str(err)
-                continue
-            if keep is not None and not keep(manifest):
-                continue
-            curve = record["improvements"]
-            with _writing(connection):
-                stored = _stored(connection, manifest.identity)
-                if stored is None:
-                    _insert(connection, str(path), record["digest"], manifest,
-                            np.asarray(curve["evaluations"], dtype=np.int64),
-                            np.asarray(curve["values"], dtype=np.float64),
-                            record["measures"], record["rounds"])
-            if stored is None:
-                report.added.append(manifest.identity)
-            elif stored[0] == record["digest"]:
-                report.unchanged.append(manifest.identity)
-            else:
-                report.duplicates[str(path)] = stored[2]
+        with _writing(connection):  # one transaction: a record at a time, it took minutes
+            _load_records(connection, paths, keep, report)
     finally:
         connection.close()
     return report
 
 
+def _load_records(connection: sqlite3.Connection, paths: list[Path],
+                  keep: Callable[[Manifest], bool] | None, report: CollectReport) -> None:
+    for path in paths:
+        try:
+            record, manifest = read_record(path)
+        except RecordError as err:
+            report.rejected[str(path)] = str(err)
+            continue
+        if keep is not None and not keep(manifest):
+            continue
+        curve = record["improvements"]
+        stored = _stored(connection, manifest.identity)
+        if stored is None:
+            _insert(connection, str(path), record["digest"], manifest,
+                    np.asarray(curve["evaluations"], dtype=np.int64),
+                    np.asarray(curve["values"], dtype=np.float64),
+                    record["measures"], record["rounds"])
+            report.added.append(manifest.identity)
+        elif stored[0] == record["digest"]:
+            report.unchanged.append(manifest.identity)
+        else:
+            report.duplicates[str(path)] = stored[2]
+
+
 @contextmanager
-def store_with_archive(db: str | os.PathLike, archive: str | os.PathLike | None,
+def store_with_archive(db: str | os.PathLike | None, archive: str | os.PathLike | None,
                        keep: Callable[[Manifest], bool] | None = None) -> Iterator[str]:
-    """The store at ``db``, or with ``archive``, a temporary copy of it (or a new store, if there
-    is none yet) with the archive's records loaded (those ``keep`` accepts): the user's store is
-    never changed. A record that does not check is an error, never a silent gap."""
+    """The store at ``db``, or with ``archive``, a temporary copy of it (of no store, for None)
+    with the archive's records loaded (those ``keep`` accepts): the user's store is never
+    changed. A missing store, or a record that does not check, is an error, never a silent gap."""
     if archive is None:
         yield str(db)
         return
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "store.sqlite"
-        if Path(db).exists():
+        if db is not None:
             source, target = connect(db, create=False), sqlite3.connect(copy)
             try:
                 source.backup(target)

@@ -239,7 +239,7 @@ def test_a_store_with_an_archive_refuses_records_that_do_not_check(records, tmp_
     bad.mkdir()
     (bad / "x.json").write_text("{}")
     with pytest.raises(ValueError, match="archive records rejected: .*x.json"):
-        with store_with_archive(tmp_path / "none.sqlite", bad):
+        with store_with_archive(None, bad):
             pass
 
 

@@ -36,7 +36,7 @@ def test_collect_then_leaderboard_writes_html_and_markdown(tmp_path):
                "--problem", "smoke_ehrlich_small", "--problem", "smoke_ehrlich_tiny",
                "--seeds", "0-2", "--budget", "2000", "--out", str(runs), "--quiet",
                "--workers", "1", "--set", "ga.num_particles=100",
-               "--set", "random.batch_size=100")
+               "--set", "random.batch_size=100", "--no-archive")
     assert made.returncode == 0, made.stderr
     # the run itself ends with a page of every run under --out: 3 seeds decide nothing
     assert f"leaderboard: {runs / 'leaderboard.html'}" in made.stdout
@@ -46,7 +46,8 @@ def test_collect_then_leaderboard_writes_html_and_markdown(tmp_path):
     collected = cli("collect", str(runs), "--db", str(db))
     assert collected.returncode == 0 and "12 runs added" in collected.stdout
     assert "0 runs added, 12 unchanged" in cli("collect", str(runs), "--db", str(db)).stdout
-    board = cli("leaderboard", "--db", str(db), "--html", str(tmp_path / "site/index.html"),
+    board = cli("leaderboard", "--db", str(db), "--no-archive",
+                "--html", str(tmp_path / "site/index.html"),
                 "--markdown", str(tmp_path / "site/leaderboard.md"))
     assert board.returncode == 0, board.stderr
     markdown = (tmp_path / "site/leaderboard.md").read_text()
