@@ -76,3 +76,27 @@ def test_the_committed_results_are_what_the_published_csv_gives(tmp_path):
     out = tmp_path / "report.md"
     report.main([str(root / "docs" / "baselines-runs.csv"), "--markdown", str(out)])
     assert out.read_text().strip() in (root / "docs" / "baselines.md").read_text()
+
+
+def test_an_archive_gives_the_stores_report_and_a_budget_picks_one_experiment(tmp_path):
+    """The same runs read from their archive records: the same table; runs of another budget
+    (another experiment in the same archive) are left out by ``--budget``; one reference alone."""
+    from leaderboard.archive import archive
+
+    for optimizer in ("ga", "random"):
+        for seed in range(3):
+            for budget in (60, 80):
+                job = make_job(optimizer, "smoke_ehrlich_tiny", seed, budget, tmp_path / "runs",
+                               params={"num_particles": 20} if optimizer == "ga" else {})
+                assert run_job(job).status == "finished"
+    db = tmp_path / "store.sqlite"
+    collect(tmp_path / "runs", db)
+    archive(tmp_path / "runs", tmp_path / "results")
+    texts = []
+    for source in (db, tmp_path / "results"):
+        out = tmp_path / f"{source.name}.md"
+        report.main([str(source), "--budget", "60", "--reference", "ga", "--markdown", str(out)])
+        texts.append(out.read_text())
+    assert texts[0] == texts[1]
+    assert texts[0].startswith("6 runs; 1 one-sided tests")
+    assert "difference to ea-1p1" not in texts[0]
