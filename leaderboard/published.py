@@ -120,6 +120,7 @@ def write_published(archive: str | os.PathLike, root: str | os.PathLike = ".",
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
                                          prefix=f".{path.name}.", delete=False) as file:
             file.write(text)
+        os.chmod(file.name, 0o644)  # a page to serve, not a private temporary file
         os.replace(file.name, path)
     return list(files)
 
