@@ -4,10 +4,11 @@
 Usage:
     python benchmarks/lambo2_report.py SOURCE [--csv RUNS.csv] [--markdown OUT.md]
 
-SOURCE is a results store (``holo-bench collect``: every run verified from its trace), from which
-the protocol's runs are picked by optimizer, parameters, instance, seed, budget and counting rule
-(the store may hold other runs), or the per-run CSV this script writes from one (``--csv``), so
-that anyone can recompute every number from the published CSV alone.
+SOURCE is a results store (``holo-bench collect``: every run verified from its trace) or an
+archive (``holo-bench archive``: every record checked), from which the protocol's runs are picked
+by optimizer, parameters, instance, seed, budget and counting rule (it may hold other runs), or
+the per-run CSV this script writes from either (``--csv``), so that anyone can recompute every
+number from the published CSV alone.
 """
 
 from __future__ import annotations
@@ -43,13 +44,15 @@ COLUMNS = ["arm", "instance", "seed", "evaluations", "best_value", "final_regret
            "rounds", "train_seconds_per_round", "generate_seconds_per_round", "trace_sha256"]
 
 
-def select(db: str | Path) -> pd.DataFrame:
-    """The protocol's runs in a store, one row per run (``COLUMNS``), with the per-round seconds
-    from each run's ``metrics.jsonl`` (mean over its rounds). Runs of other parameters, budgets,
-    counting rules, instances or seeds are left out."""
-    from leaderboard.store import read_store
+def select(source: str | Path) -> pd.DataFrame:
+    """The protocol's runs in a store or an archive, one row per run (``COLUMNS``), with the
+    per-round seconds from each run's ``metrics.jsonl`` (mean over its rounds). Runs of other
+    parameters, budgets, counting rules, instances or seeds are left out."""
+    from leaderboard.store import read_store, store_with_archive
 
-    runs, _, _, rounds = read_store(db)
+    archive = source if Path(source).is_dir() else None
+    with store_with_archive(None if archive else source, archive) as db:
+        runs, _, _, rounds = read_store(db)
     names = {suite.instances()[name]["spec"]: name for name in INSTANCES}
     runs = runs.assign(instance=runs["spec"].map(names))
     runs = runs[runs["instance"].notna() & (runs["budget"] == BUDGET) & (runs["count"] == COUNT)]

@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from harness.runner import make_job, run_job
+from leaderboard.archive import archive
 from leaderboard.store import collect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +66,10 @@ def test_the_protocols_runs_are_picked_from_a_shared_store_and_the_csv_recompute
     csv = tmp_path / "runs.csv"
     report.main([str(db), "--csv", str(csv), "--markdown", str(tmp_path / "store.md")])
     report.main([str(csv), "--markdown", str(tmp_path / "csv.md")])
+    archive(tmp_path / "runs", tmp_path / "results")
+    report.main([str(tmp_path / "results"), "--markdown", str(tmp_path / "archive.md")])
     text = (tmp_path / "store.md").read_text()
-    assert text == (tmp_path / "csv.md").read_text()
+    assert text == (tmp_path / "csv.md").read_text() == (tmp_path / "archive.md").read_text()
     published = pd.read_csv(csv)
     assert list(published.columns) == report.COLUMNS
     assert sorted(zip(published["arm"], published["instance"], published["seed"])) == \
