@@ -78,3 +78,10 @@ def test_the_protocols_runs_are_picked_from_a_shared_store_and_the_csv_recompute
     assert "ga f2 seed 1," in text and "ga f2_seed2 seed 1," not in text
     assert "| ga | 2 (1 / 0 / 1) |" in text
 
+
+
+def test_the_committed_results_are_what_the_published_csv_gives(tmp_path):
+    """docs/lambo2.md's results are the report of docs/lambo2-runs.csv, as is."""
+    out = tmp_path / "report.md"
+    report.main([str(ROOT / "docs" / "lambo2-runs.csv"), "--markdown", str(out)])
+    assert out.read_text().strip() in (ROOT / "docs" / "lambo2.md").read_text()
