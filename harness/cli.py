@@ -176,6 +176,10 @@ def _apply_track(args: argparse.Namespace) -> None:
     otherwise, its seeds; without a track, ``DEFAULT_TRACK`` if no problem is named either, else
     the defaults."""
     if args.track is None and not args.problem:
+        if args.budget is not None or args.count is not None:
+            raise ValueError(f"without --problem, run runs the {DEFAULT_TRACK} track, whose budget "
+                             f"and counting rule are its own; name the problems (--problem) to "
+                             f"choose them")
         args.track = DEFAULT_TRACK
     if args.track is None:
         args.budget = args.budget or DEFAULT_BUDGET

@@ -251,7 +251,8 @@ def test_a_run_asked_by_two_names_has_one_record(tmp_path):
     assert (len(report.added), len(report.unchanged)) == (1, 1)
 
 
-def test_the_main_job_is_the_standard_tracks_cheap_optimizers_and_a_named_problem_is_not():
+def test_the_main_job_is_the_standard_tracks_cheap_optimizers_and_a_named_problem_is_not(
+        capsys):
     main_job = argparse.Namespace(track=None, problem=None, budget=None, count=None, seeds=None)
     _apply_track(main_job)
     assert (main_job.track, main_job.problem, main_job.budget, main_job.count, main_job.seeds) \
@@ -260,6 +261,9 @@ def test_the_main_job_is_the_standard_tracks_cheap_optimizers_and_a_named_proble
     named = argparse.Namespace(track=None, problem=["f2"], budget=None, count=None, seeds=None)
     _apply_track(named)
     assert (named.track, named.budget, named.seeds) == (None, 100_000, [0, 1, 2, 3, 4])
+    assert main(["run", "--budget", "5000"]) == 2
+    assert "without --problem, run runs the standard track, whose budget" in \
+        capsys.readouterr().err
 
 
 def test_a_track_sets_the_problems_budget_counting_rule_and_seeds(tmp_path, capsys):
