@@ -16,7 +16,6 @@ from pathlib import Path
 from holo_bench.record import Manifest
 from holo_bench.suite import on_track
 from leaderboard.aggregate import Summary, summarize_store
-from leaderboard.archive import find_records, read_record
 from leaderboard.render import (
     ACROSS_COLUMNS,
     ACROSS_NUMERIC,
@@ -44,15 +43,18 @@ def summarize_archive(archive: str | os.PathLike, track: str | None = TRACK) -> 
     """The leaderboard of the archive's records on ``track`` (None: all of them), dated by the
     last of their runs. An archive also holds other experiments' runs, such as the llome_f2
     track's GA charged for every query, which their own reports read."""
+    shown = []  # the manifests loaded, noted as they are read (each record is read once)
+
     def keep(manifest: Manifest) -> bool:
         run = manifest.run
-        return track is None or on_track(track, manifest.problem.spec, run.budget, run.count)
+        if track is None or on_track(track, manifest.problem.spec, run.budget, run.count):
+            shown.append(manifest)
+            return True
+        return False
 
-    shown = [manifest for manifest in (read_record(path)[1] for path in find_records(archive))
-             if keep(manifest)]
-    last = max((manifest.finished for manifest in shown), default=0.0)
     with store_with_archive(None, archive, keep) as db:
         summary = summarize_store(db)
+    last = max((manifest.finished for manifest in shown), default=0.0)
     where = f" on the {track} track" if track else ""
     summary.generated = (f"from the {len(shown)} records of {str(archive).rstrip('/')}/{where}, "
                          f"whose last run finished on "
