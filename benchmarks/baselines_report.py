@@ -42,10 +42,9 @@ def read_runs(source: str | Path, budget: int | None = None) -> pd.DataFrame:
     if str(source).endswith(".csv"):
         runs = pd.read_csv(source)
     else:
-        from leaderboard.store import read_store, store_with_archive
+        from leaderboard.store import read_store, results_store
 
-        archive = source if Path(source).is_dir() else None
-        with store_with_archive(None if archive else source, archive) as db:
+        with results_store(source) as db:
             runs = read_store(db)[0][COLUMNS]
     return runs if budget is None else runs[runs["budget"] == budget].reset_index(drop=True)
 

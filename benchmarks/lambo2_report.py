@@ -48,10 +48,9 @@ def select(source: str | Path) -> pd.DataFrame:
     """The protocol's runs in a store or an archive, one row per run (``COLUMNS``), with the
     per-round seconds from each run's ``metrics.jsonl`` (mean over its rounds). Runs of other
     parameters, budgets, counting rules, instances or seeds are left out."""
-    from leaderboard.store import read_store, store_with_archive
+    from leaderboard.store import read_store, results_store
 
-    archive = source if Path(source).is_dir() else None
-    with store_with_archive(None if archive else source, archive) as db:
+    with results_store(source) as db:
         runs, _, _, rounds = read_store(db)
     names = {suite.instances()[name]["spec"]: name for name in INSTANCES}
     runs = runs.assign(instance=runs["spec"].map(names))

@@ -280,6 +280,17 @@ def store_with_archive(db: str | os.PathLike | None, archive: str | os.PathLike 
         yield str(copy)
 
 
+@contextmanager
+def results_store(source: str | os.PathLike) -> Iterator[str]:
+    """A store to read results from: ``source`` itself, or, for an archive folder, a temporary
+    store of its records (``store_with_archive``)."""
+    if not Path(source).is_dir():
+        yield str(source)
+        return
+    with store_with_archive(None, source) as db:
+        yield db
+
+
 def _collect_one(connection: sqlite3.Connection, folder: Path, report: CollectReport) -> None:
     try:
         manifest = read_manifest(folder)
