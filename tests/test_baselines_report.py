@@ -1,21 +1,18 @@
 """The baselines comparison's report (benchmarks/baselines_report.py): its tests against direct
 computations, and the published CSV recomputing the store's numbers."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from report_scripts import load_report
 from scipy.stats import mannwhitneyu
 
 from harness.runner import make_job, run_job
 from leaderboard.store import collect
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "baselines_report.py"
-spec = importlib.util.spec_from_file_location("baselines_report", SCRIPT)
-report = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(report)
+report = load_report("baselines_report")
 
 
 def runs_of(finals: dict) -> pd.DataFrame:

@@ -2,23 +2,18 @@
 shared store, its tests against direct computations, and the published CSV recomputing the
 store's numbers."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from report_scripts import ROOT, load_report
 from scipy.stats import mannwhitneyu
 
 from harness.runner import make_job, run_job
 from leaderboard.archive import archive
 from leaderboard.store import collect
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("lambo2_report",
-                                              ROOT / "benchmarks" / "lambo2_report.py")
-report = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(report)
+report = load_report("lambo2_report")
 
 
 def runs_of(finals: dict) -> pd.DataFrame:

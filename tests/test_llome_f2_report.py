@@ -2,21 +2,16 @@
 an archive, success at the exact quantized level, and the published CSVs recomputing the
 archive's numbers."""
 
-import importlib.util
 from fractions import Fraction
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from report_scripts import load_report
 
 from harness.runner import make_job, run_job
 from leaderboard.archive import archive
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("llome_f2_report",
-                                              ROOT / "benchmarks" / "llome_f2_report.py")
-report = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(report)
+report = load_report("llome_f2_report")
 GA_SEED = {"num_particles": 1000, "mutation_prob": 0.005, "recombine_prob": 0.0882,
            "survival_quantile": 0.1}
 
