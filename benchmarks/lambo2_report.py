@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from holo_bench import suite
 from leaderboard.stats import (
     ALPHA,
     RESAMPLES,
@@ -31,14 +30,21 @@ from leaderboard.stats import (
 )
 from optimizers.registry import make_optimizer
 
-BUDGET, COUNT = 28_000, "distinct"
-INSTANCES = ["f2", "f2_seed1", "f2_seed2"]
-EIGHT = {"f2": range(3), "f2_seed1": range(3), "f2_seed2": range(2)}  # 3 / 3 / 2
-THIRTY = {instance: range(10) for instance in INSTANCES}
-LLOME = {"samples": 2, "max_pairs": 4096}
+from llome_f2_protocol import (
+    BUDGET,
+    COUNT,
+    EIGHT,
+    INSTANCES,
+    LLOME_SETTINGS,
+    THIRTY,
+    instance_names,
+    missing,
+)
+
 # arm: (the parameters set, every other at its default; the (instance, seeds) of its runs)
-ARMS = {"lambo2": ({"preset": "cpu"}, EIGHT), "llome-marge": (LLOME, EIGHT),
-        "llome-nolm": (LLOME, THIRTY), "ga": ({}, THIRTY)}
+ARMS = {"lambo2": ({"preset": "cpu"}, EIGHT), "llome-marge": (LLOME_SETTINGS, EIGHT),
+        "llome-nolm": (LLOME_SETTINGS, THIRTY), "ga": ({}, THIRTY)}
+PLANS = {arm: seeds for arm, (_, seeds) in ARMS.items()}
 SUBJECT = "lambo2"
 COLUMNS = ["arm", "instance", "seed", "evaluations", "best_value", "final_regret", "seconds",
            "rounds", "train_seconds_per_round", "generate_seconds_per_round", "trace_sha256"]
@@ -52,8 +58,7 @@ def select(source: str | Path) -> pd.DataFrame:
 
     with results_store(source) as db:
         runs, _, _, rounds = read_store(db)
-    names = {suite.instances()[name]["spec"]: name for name in INSTANCES}
-    runs = runs.assign(instance=runs["spec"].map(names))
+    runs = runs.assign(instance=runs["spec"].map(instance_names()))
     runs = runs[runs["instance"].notna() & (runs["budget"] == BUDGET) & (runs["count"] == COUNT)]
     picked = []
     for arm, (params, seeds) in ARMS.items():
@@ -77,14 +82,6 @@ def select(source: str | Path) -> pd.DataFrame:
 
 def read_runs(source: str | Path) -> pd.DataFrame:
     return pd.read_csv(source) if str(source).endswith(".csv") else select(source)
-
-
-def missing(runs: pd.DataFrame) -> list[str]:
-    """The protocol's (arm, instance, seed) runs that the table lacks."""
-    have = set(zip(runs["arm"], runs["instance"], runs["seed"]))
-    return [f"{arm} {instance} seed {seed}" for arm, (_, seeds) in ARMS.items()
-            for instance, members in seeds.items() for seed in members
-            if (arm, instance, seed) not in have]
 
 
 def arms(runs: pd.DataFrame) -> pd.DataFrame:
@@ -137,7 +134,7 @@ def cost(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(runs: pd.DataFrame) -> str:
-    gaps = missing(runs)
+    gaps = missing(runs, PLANS)
     lines = [f"{len(runs)} runs; missing from the protocol: {', '.join(gaps) or 'none'}. Final "
              f"regret at {BUDGET:,} charged evaluations ({COUNT}); intervals are 95% percentile "
              f"bootstrap intervals ({RESAMPLES:,} resamples, seed 0).", "",

@@ -22,31 +22,37 @@ import numpy as np
 import pandas as pd
 from scipy.stats import fisher_exact, mannwhitneyu
 
-from holo_bench import suite
 from holo_bench.measures import mean_regret, regret
 from leaderboard.archive import find_records, read_record
 from leaderboard.stats import bootstrap_interval, difference_interval, holm
 from optimizers.registry import make_optimizer
 
-BUDGET = 28_000
+from llome_f2_protocol import (
+    BUDGET,
+    COUNT,
+    EIGHT,
+    INSTANCES,
+    LLOME_SETTINGS,
+    THIRTY,
+    instance_names,
+    missing,
+)
+
 # A run succeeds at regret 37/64 or below: the quantized level the GA's luckiest third of seeds
 # reaches (three motifs at 3 of 4 elements and one whole: 1 - (3/4)^3), compared exactly.
 THRESHOLD = Fraction(37, 64)
-INSTANCES = ["f2", "f2_seed1", "f2_seed2"]
-EIGHT = {"f2": range(3), "f2_seed1": range(3), "f2_seed2": range(2)}  # 3 / 3 / 2
-THIRTY = {instance: range(10) for instance in INSTANCES}
-LLOME_SETTINGS = {"samples": 2, "max_pairs": 4096}
 # arm (its label): optimizer, parameters set (every other at its default), counting rule, runs
 ARMS = {
-    "llome-marge": ("llome-marge", LLOME_SETTINGS, "distinct", EIGHT),
-    "llome-sft": ("llome-sft", LLOME_SETTINGS, "distinct", EIGHT),
-    "llome-marge-onpolicy": ("llome-marge-onpolicy", LLOME_SETTINGS, "distinct", EIGHT),
-    "ga": ("ga", {}, "distinct", THIRTY),
+    "llome-marge": ("llome-marge", LLOME_SETTINGS, COUNT, EIGHT),
+    "llome-sft": ("llome-sft", LLOME_SETTINGS, COUNT, EIGHT),
+    "llome-marge-onpolicy": ("llome-marge-onpolicy", LLOME_SETTINGS, COUNT, EIGHT),
+    "ga": ("ga", {}, COUNT, THIRTY),
     "ga-seed": ("ga", {"num_particles": 1000, "mutation_prob": 0.005, "recombine_prob": 0.0882,
-                       "survival_quantile": 0.1}, "distinct", THIRTY),
-    "llome-nolm": ("llome-nolm", LLOME_SETTINGS, "distinct", THIRTY),
+                       "survival_quantile": 0.1}, COUNT, THIRTY),
+    "llome-nolm": ("llome-nolm", LLOME_SETTINGS, COUNT, THIRTY),
     "ga-all": ("ga", {}, "all", THIRTY),
 }
+PLANS = {arm: seeds for arm, (_, _, _, seeds) in ARMS.items()}
 LLOME = ["llome-marge", "llome-sft", "llome-marge-onpolicy"]
 BASELINES = ["ga", "ga-seed", "llome-nolm"]
 DESCRIPTIVE = ["ga-all"]  # the GA charged for every query: another accounting, not tested
@@ -66,7 +72,7 @@ COLUMNS = ["arm", "instance", "seed", "count", "evaluations", "final_regret", "m
 def run_table(archive) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The protocol's runs in an archive: one row per run (``COLUMNS``), and one row per round
     its optimizer reported."""
-    names = {suite.instances()[name]["spec"]: name for name in INSTANCES}
+    names = instance_names()
     configs = {arm: make_optimizer(name, params).config()
                for arm, (name, params, _, _) in ARMS.items()}
     rows, rounds = [], []
@@ -117,14 +123,6 @@ def rounds_path(runs_csv) -> Path:
         raise ValueError(f"{runs_csv}: the per-run CSV's name must end in runs.csv (the per-round "
                          f"CSV beside it ends in rounds.csv)")
     return Path(str(runs_csv)[:-len("runs.csv")] + "rounds.csv")
-
-
-def missing(runs: pd.DataFrame) -> list[str]:
-    """The protocol's (arm, instance, seed) runs that the table lacks."""
-    have = set(zip(runs["arm"], runs["instance"], runs["seed"]))
-    return [f"{arm} {instance} seed {seed}" for arm, (_, _, _, seeds) in ARMS.items()
-            for instance, members in seeds.items() for seed in members
-            if (arm, instance, seed) not in have]
 
 
 def statistic_of(metric: str):
@@ -213,7 +211,7 @@ def main(argv=None) -> None:
     diagnostics = (rounds.groupby(["arm", "round"], sort=False)
                    [[c for c in DIAGNOSTICS if rounds[c].notna().any()]].median()
                    if len(rounds) else pd.DataFrame())
-    gaps = missing(runs)
+    gaps = missing(runs, PLANS)
     sections = [
         ("Per arm: median (success: fraction) and bootstrap 95% interval", arm_summary(runs),
          "{:}"),
