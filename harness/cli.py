@@ -388,8 +388,9 @@ def _archive_option(args: argparse.Namespace) -> str | None:
 
 
 def _archive_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--archive", help=f"include the published records of this archive on the "
-                        f"page (default: {DEFAULT_ARCHIVE}/ when it is present)")
+    parser.add_argument("--archive", help=f"include this archive's published records comparable "
+                        f"with your runs (their instances, budget and counting rule) on the page "
+                        f"(default: {DEFAULT_ARCHIVE}/ when it is present)")
     parser.add_argument("--no-archive", action="store_true", help="include no archive")
 
 

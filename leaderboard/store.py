@@ -260,8 +260,10 @@ def _load_records(connection: sqlite3.Connection, paths: list[Path],
 def store_with_archive(db: str | os.PathLike | None, archive: str | os.PathLike | None,
                        keep: Callable[[Manifest], bool] | None = None) -> Iterator[str]:
     """The store at ``db``, or with ``archive``, a temporary copy of it (of no store, for None)
-    with the archive's records loaded (those ``keep`` accepts): the user's store is never
-    changed. A missing store, or a record that does not check, is an error, never a silent gap."""
+    with the archive's records loaded: those ``keep`` accepts, by default (with a store) those
+    comparable with its runs, on one of their instances at their budget and counting rule. The
+    user's store is never changed. A missing store, or a record that does not check, is an
+    error, never a silent gap."""
     if archive is None:
         yield str(db)
         return
@@ -271,13 +273,27 @@ def store_with_archive(db: str | os.PathLike | None, archive: str | os.PathLike 
             source, target = connect(db, create=False), sqlite3.connect(copy)
             try:
                 source.backup(target)
+                settings = set(source.execute("SELECT DISTINCT spec, budget, count FROM runs"))
             finally:
                 source.close()
                 target.close()
+            if keep is None:
+                keep = _comparable(settings)
         report = load_archive(archive, copy, keep)
         if report.rejected:
             raise ValueError("archive records rejected: " + "; ".join(report.rejected.values()))
         yield str(copy)
+
+
+def _comparable(settings: set[tuple[str, int, str]]) -> Callable[[Manifest], bool]:
+    """Whether a record's run is comparable with a store's: same instance (a family pools its
+    members, so another member would change what a row means), budget and counting rule. Final
+    regrets at other budgets are not comparable, and a reference at two budgets is two entries."""
+    def keep(manifest: Manifest) -> bool:
+        run = manifest.run
+        return (manifest.problem.spec, run.budget, run.count) in settings
+
+    return keep
 
 
 @contextmanager

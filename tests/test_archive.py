@@ -243,6 +243,29 @@ def test_a_store_with_an_archive_refuses_records_that_do_not_check(records, tmp_
             pass
 
 
+def test_a_users_page_takes_the_archived_runs_comparable_with_theirs_alone(runs, tmp_path):
+    """Beside a user's store, only records on its instances at its budget and counting rule: a
+    final regret at another budget does not compare, and another instance would change what a
+    family's row pools."""
+    into = tmp_path / "results"
+    archive(runs, into)
+    other = tmp_path / "other"
+    for problem, budget, count in [(PROBLEM, 200, "distinct"), (PROBLEM, 300, "all"),
+                                   ("smoke_ehrlich_tiny", 300, "distinct")]:
+        job = make_job("random", problem, 0, budget, other, count=count)
+        assert run_job(job).status == "finished"
+    assert len(archive(other, into).added) == 3
+    mine = tmp_path / "mine.sqlite"
+    collect(next(runs.glob("ga/*/*")).parent.parent, mine)
+    with store_with_archive(mine, into) as db:
+        shown = rows(db, "runs")
+    settings = {(row["spec"], row["budget"], row["count"]) for row in map(dict, shown)}
+    assert len(shown) == 2 * len(GRID)  # the user's two ga runs are the archive's, stored once
+    assert len(settings) == 1 and next(iter(settings))[1:] == (300, "distinct")
+    with store_with_archive(None, into) as db:  # no store: every record
+        assert len(rows(db, "runs")) == 2 * len(GRID) + 3
+
+
 def test_a_run_asked_by_two_names_has_one_record(tmp_path):
     """f2 and f2_family's first member are one instance: one identity, one record."""
     for problem in ("f2", "ehrlich:v=32,L=32,c=4,k=4,q=4,seed=50494"):
