@@ -66,7 +66,7 @@ DIAGNOSTICS = ["pairs", "parse_rate", "feasible_rate", "edit_distance", "diversi
                "train_max_weight", "train_clipped", "best_value", "train_seconds",
                "generate_seconds"]
 COLUMNS = ["arm", "instance", "seed", "count", "evaluations", "final_regret", "mean_regret",
-           "success", "seconds", "digest"]
+           "success", "solved_at", "seconds", "digest"]
 
 
 def run_table(archive) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -92,11 +92,14 @@ def run_table(archive) -> tuple[pd.DataFrame, pd.DataFrame]:
         start = problem.optimal_value - problem.worst_value
         reached = curve[evaluations <= BUDGET]
         final = float(reached[-1]) if len(reached) else start
+        solved = evaluations[(evaluations <= BUDGET) & (curve == 0)]
         key = {"arm": arm, "instance": instance, "seed": run.seed}
         rows.append({**key, "count": run.count, "evaluations": manifest.evaluations,
                      "final_regret": final,
                      "mean_regret": mean_regret(evaluations, curve, BUDGET, start),
-                     "success": final <= THRESHOLD, "seconds": manifest.seconds,
+                     "success": final <= THRESHOLD,
+                     "solved_at": int(solved[0]) if len(solved) else None,
+                     "seconds": manifest.seconds,
                      "digest": record["digest"]})
         rounds += [{**key, **{name: entry.get(name) for name in ["round", *DIAGNOSTICS]}}
                    for entry in record["rounds"]]
@@ -145,14 +148,16 @@ def arm_summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 def per_instance(runs: pd.DataFrame) -> pd.DataFrame:
     """Per arm and instance: median regret at 28,000, successes, and runs that reached the
-    optimum (regret 0), with the evaluations at which they did not."""
+    optimum (regret 0), with the charged evaluations at which each did."""
     rows = []
     for (arm, instance), group in runs.groupby(["arm", "instance"], sort=False):
         regrets = group["final_regret"].to_numpy(dtype=float)
+        at = ", ".join(f"{int(e):,}" for e in sorted(group["solved_at"].dropna()))
         rows.append({"arm": arm, "instance": instance, "runs": len(group),
                      "median regret": f"{np.median(regrets):.3f}",
                      "successes": f"{int(group['success'].sum())}/{len(group)}",
-                     "solved": f"{int((regrets == 0).sum())}/{len(group)}"})
+                     "solved": f"{int((regrets == 0).sum())}/{len(group)}"
+                               + (f" (at {at})" if at else "")})
     return pd.DataFrame(rows)
 
 
@@ -221,7 +226,7 @@ def main(argv=None) -> None:
     ]
     text = [f"{len(runs)} runs; missing from the protocol: {', '.join(gaps) or 'none'}.", ""]
     for title, frame, number in sections:
-        text += [f"## {title}\n", markdown(frame, number) if len(frame) else "(none)", ""]
+        text += [f"### {title}\n", markdown(frame, number) if len(frame) else "(none)", ""]
     print("\n".join(text))
     if args.markdown:
         Path(args.markdown).write_text("\n".join(text))

@@ -61,6 +61,7 @@ def test_the_protocols_runs_are_picked_and_the_csvs_recompute_the_report(records
     assert (runs["final_regret"] == 0.578125).any() and runs["success"].any()
     assert "regret <= 37/64" in text
     assert 0 <= runs["mean_regret"].min() and (runs["mean_regret"] >= runs["final_regret"]).all()
+    assert (runs["solved_at"].notna() == (runs["final_regret"] == 0)).all()
 
 
 def test_the_per_run_csv_must_say_it_holds_runs(tmp_path):
