@@ -191,9 +191,11 @@ def tests(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(frame: pd.DataFrame, number: str) -> str:
-    """A markdown table; floats formatted with ``number``."""
+    """A markdown table; floats formatted with ``number``, a missing value left blank."""
     def cell(value):
-        return number.format(value) if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            return "" if np.isnan(value) else number.format(value)
+        return str(value)
 
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
              "|" + "---|" * len(frame.columns)]

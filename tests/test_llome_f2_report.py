@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pandas as pd
 import pytest
-from report_scripts import load_report
+from report_scripts import ROOT, load_report
 
 from harness.runner import make_job, run_job
 from leaderboard.archive import archive
@@ -67,3 +67,19 @@ def test_the_protocols_runs_are_picked_and_the_csvs_recompute_the_report(records
 def test_the_per_run_csv_must_say_it_holds_runs(tmp_path):
     with pytest.raises(ValueError, match="must end in runs.csv"):
         report.rounds_path(tmp_path / "table.csv")
+
+
+def test_the_committed_results_are_what_the_published_csvs_give(tmp_path):
+    """docs/llome-f2.md's results are the report of docs/llome-f2-runs.csv (and the per-round CSV
+    beside it), as is; the corrections it states hold in the CSV."""
+    csv = ROOT / "docs" / "llome-f2-runs.csv"
+    out = tmp_path / "report.md"
+    report.main([str(csv), "--markdown", str(out)])
+    assert out.read_text().strip() in (ROOT / "docs" / "llome-f2.md").read_text()
+    runs = pd.read_csv(csv)
+    assert not report.missing(runs, report.PLANS)
+    solved = runs[runs["final_regret"] == 0]
+    assert ("ga", "f2_seed2", 1, 26_356) in set(zip(solved["arm"], solved["instance"],
+                                                     solved["seed"], solved["solved_at"]))
+    ga = runs[runs["arm"] == "ga"]
+    assert (ga["success"].sum(), (ga["final_regret"] <= 0.578).sum()) == (11, 4)
