@@ -242,7 +242,8 @@ def _across(table: pd.DataFrame, runs: pd.DataFrame, seed: int = 0) -> tuple[pd.
     for entry, group in table.groupby("optimizer", sort=True):
         scored = [problem for problem in group["problem"] if problem in normalizer]
         row = {"optimizer": entry, "problems": len(group), "scored_problems": len(scored),
-               "normalized_score": np.nan, "score_ci_low": np.nan, "score_ci_high": np.nan}
+               "runs": int(group["seeds"].sum()), "normalized_score": np.nan,
+               "score_ci_low": np.nan, "score_ci_high": np.nan}
         if scored:
             row["normalized_score"] = float(np.mean([median[(problem, entry)] / normalizer[problem]
                                                      for problem in scored]))
@@ -251,7 +252,7 @@ def _across(table: pd.DataFrame, runs: pd.DataFrame, seed: int = 0) -> tuple[pd.
                                        axis=1) / normalizer[problem] for problem in scored], axis=0)
             row["score_ci_low"], row["score_ci_high"] = np.quantile(draws, [0.025, 0.975])
         rows.append(row)
-    across = pd.DataFrame(rows, columns=["optimizer", "problems", "scored_problems",
+    across = pd.DataFrame(rows, columns=["optimizer", "problems", "scored_problems", "runs",
                                          "normalized_score", "score_ci_low", "score_ci_high"])
     problems = sorted(table["problem"].unique())
     ranked = [entry for entry, group in table.groupby("optimizer", sort=True)

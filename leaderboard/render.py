@@ -385,20 +385,21 @@ def across_order(across: pd.DataFrame) -> pd.DataFrame:
 
 def across_rows(summary) -> list[tuple[str, ...]]:
     """The across-problems table as plain text, in ``across_order``: entry, problems (scored of
-    run), normalized score [95% CI], average rank."""
+    run), runs (over all its problems), normalized score [95% CI], average rank."""
     across = summary.across
     if across.empty:
         return []
     ordered = across_order(across)
     return [(str(row.optimizer), f"{int(row.scored_problems)} of {int(row.problems)}",
-             "—" if math.isnan(row.normalized_score) else
+             f"{int(row.runs):,}", "—" if math.isnan(row.normalized_score) else
              f"{row.normalized_score:.3f} {_interval(row.score_ci_low, row.score_ci_high)}",
              "—" if math.isnan(row.average_rank) else f"{row.average_rank:.2f}")
             for row in ordered.itertuples()]
 
 
-ACROSS_COLUMNS = ("Optimizer", "Problems scored", "Normalized score [95% CI]", "Average rank")
-ACROSS_NUMERIC = (False, True, True, True)
+ACROSS_COLUMNS = ("Optimizer", "Problems scored", "Runs", "Normalized score [95% CI]",
+                  "Average rank")
+ACROSS_NUMERIC = (False, True, True, True, True)
 
 
 def ranking_note(summary) -> str:

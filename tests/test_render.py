@@ -106,11 +106,11 @@ def make_summary() -> Summary:
         columns=["problem", "optimizer", "target", "target_regret", "runs", "successes",
                  "success_rate", "ert"])
     across = pd.DataFrame(
-        [("ga", 2, 2, 0.25, 0.1, 0.4, 1.0), ("random", 2, 2, 1.0, 0.8, 1.0, 2.0),
-         (PIPE, 1, 1, 0.43, 0.0, 0.86, math.nan), (SCRIPT, 1, 0, math.nan, math.nan, math.nan,
-                                                   math.nan)],
-        columns=["optimizer", "problems", "scored_problems", "normalized_score", "score_ci_low",
-                 "score_ci_high", "average_rank"])
+        [("ga", 2, 2, 10, 0.25, 0.1, 0.4, 1.0), ("random", 2, 2, 10, 1.0, 0.8, 1.0, 2.0),
+         (PIPE, 1, 1, 3, 0.43, 0.0, 0.86, math.nan),
+         (SCRIPT, 1, 0, 3, math.nan, math.nan, math.nan, math.nan)],
+        columns=["optimizer", "problems", "scored_problems", "runs", "normalized_score",
+                 "score_ci_low", "score_ci_high", "average_rank"])
     ranking = {"problems": 2, "entries": 2, "friedman_p": math.nan, "critical_difference": 1.386}
     problems = pd.DataFrame(
         [("tfbind_8", "rmf:L=8", "rmf:L=8,seed=1"),
@@ -251,7 +251,7 @@ def test_markdown_escapes_names_so_every_row_keeps_its_cells(markdown):
     assert cells.count(14) == 10 and cells.count(8) == 10 and cells.count(5) == 4
     assert len(cells) == 24
     rows = [line for line in across.splitlines() if line.startswith("|")]
-    assert len(rows) == 6 and all(len(re.split(r"(?<!\\)\|", row)) == 6 for row in rows)
+    assert len(rows) == 6 and all(len(re.split(r"(?<!\\)\|", row)) == 7 for row in rows)
     rows = [line for line in configurations.splitlines() if line.startswith("|")]
     assert len(rows) == 6 and all(len(re.split(r"(?<!\\)\|", row)) == 7 for row in rows)
 
@@ -518,11 +518,11 @@ def test_legend_names_every_colour_on_the_page(dom):
 def test_across_problems_table_in_both_formats(markdown, dom):
     table = dom.find(".//table[@class='across']")
     cells = [[td.text for td in tr.findall("td")] for tr in table.find("tbody").findall("tr")]
-    assert cells == [["ga", "2 of 2", "0.250 [0.100, 0.400]", "1.00"],
-                     ["random", "2 of 2", "1.000 [0.800, 1.000]", "2.00"],
-                     [PIPE, "1 of 1", "0.430 [0.000, 0.860]", "—"],
-                     [SCRIPT, "0 of 1", "—", "—"]]
-    assert r"| a\|b | 1 of 1 | 0.430 [0.000, 0.860] | — |" in markdown
+    assert cells == [["ga", "2 of 2", "10", "0.250 [0.100, 0.400]", "1.00"],
+                     ["random", "2 of 2", "10", "1.000 [0.800, 1.000]", "2.00"],
+                     [PIPE, "1 of 1", "3", "0.430 [0.000, 0.860]", "—"],
+                     [SCRIPT, "0 of 1", "3", "—", "—"]]
+    assert r"| a\|b | 1 of 1 | 3 | 0.430 [0.000, 0.860] | — |" in markdown
 
 
 NO_FRIEDMAN = ("No critical difference diagram: Friedman's test needs at least 3 optimizers run "

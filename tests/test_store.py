@@ -228,6 +228,7 @@ def test_normalized_scores_and_ranks_across_problems_by_hand(runs, tmp_path):
                          for p in scored])
         row = across.loc[optimizer]
         assert row["scored_problems"] == len(scored) and row["problems"] == 2
+        assert row["runs"] == sum(len(finals[(p, optimizer)]) for p in problems)
         assert row["normalized_score"] == pytest.approx(score)
         assert row["score_ci_low"] <= row["score_ci_high"]
         ranks = [1.0 if np.median(finals[(p, optimizer)]) < np.median(finals[(p, other)])
