@@ -1,12 +1,10 @@
 """The baselines comparison's report (benchmarks/baselines_report.py): its tests against direct
 computations, and the published CSV recomputing the store's numbers."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-from report_scripts import load_report
+from report_scripts import ROOT, load_report
 from scipy.stats import mannwhitneyu
 
 from harness.runner import make_job, run_job
@@ -67,12 +65,16 @@ def test_the_published_csv_recomputes_the_stores_report(tmp_path):
     assert list(published.columns) == report.COLUMNS and len(published) == 9
 
 
-def test_the_committed_results_are_what_the_published_csv_gives(tmp_path):
-    """docs/baselines.md's results table is the report of docs/baselines-runs.csv, as is."""
-    root = Path(__file__).resolve().parent.parent
+@pytest.mark.parametrize("document, csv, options", [
+    ("baselines.md", "baselines-runs.csv", []),
+    ("nevergrad.md", "nevergrad-1000-runs.csv", ["--reference", "ga"]),
+    ("nevergrad.md", "nevergrad-10000-runs.csv", ["--reference", "ga"]),
+])
+def test_the_committed_results_are_what_the_published_csv_gives(document, csv, options, tmp_path):
+    """A comparison's results table is the report of its published per-run CSV, as is."""
     out = tmp_path / "report.md"
-    report.main([str(root / "docs" / "baselines-runs.csv"), "--markdown", str(out)])
-    assert out.read_text().strip() in (root / "docs" / "baselines.md").read_text()
+    report.main([str(ROOT / "docs" / csv), *options, "--markdown", str(out)])
+    assert out.read_text().strip() in (ROOT / "docs" / document).read_text()
 
 
 def test_an_archive_gives_the_stores_report_and_a_budget_picks_one_experiment(tmp_path):
