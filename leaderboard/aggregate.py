@@ -230,14 +230,15 @@ def _across(table: pd.DataFrame, runs: pd.DataFrame, seed: int = 0) -> tuple[pd.
     search's on the same problem, so 0 is the optimum and 1 random search, as Bayesmark does;
     undefined where random search has no runs or solved the problem at the median), its mean
     over the problems where it is defined with a bootstrap interval that resamples each
-    problem's seeds (random search's median held fixed), and the average rank of the entries run
-    on every problem, with Friedman's test and Nemenyi's critical difference."""
+    problem's seeds (random search's median held fixed; each entry's draws from its own
+    generator, so adding an entry leaves the others' intervals as they were), and the average
+    rank of the entries run on every problem, with Friedman's test and Nemenyi's critical
+    difference."""
     finals = {key: group["final_regret"].to_numpy(dtype=float)
               for key, group in runs.groupby(["problem", "optimizer"])}
     median = table.set_index(["problem", "optimizer"])["median_regret"]
     normalizer = {problem: median[(problem, NORMALIZER)] for problem in table["problem"].unique()
                   if (problem, NORMALIZER) in median.index and median[(problem, NORMALIZER)] > 0}
-    rng = np.random.default_rng(seed)
     rows = []
     for entry, group in table.groupby("optimizer", sort=True):
         scored = [problem for problem in group["problem"] if problem in normalizer]
@@ -245,6 +246,7 @@ def _across(table: pd.DataFrame, runs: pd.DataFrame, seed: int = 0) -> tuple[pd.
                "runs": int(group["seeds"].sum()), "normalized_score": np.nan,
                "score_ci_low": np.nan, "score_ci_high": np.nan}
         if scored:
+            rng = np.random.default_rng(seed)
             row["normalized_score"] = float(np.mean([median[(problem, entry)] / normalizer[problem]
                                                      for problem in scored]))
             draws = np.mean([np.median(rng.choice(finals[(problem, entry)],

@@ -238,6 +238,25 @@ def test_normalized_scores_and_ranks_across_problems_by_hand(runs, tmp_path):
     assert summary.ranking["entries"] == 2 and np.isnan(summary.ranking["friedman_p"])
 
 
+def test_an_entrys_score_interval_does_not_move_when_another_entry_joins():
+    """Each entry resamples from its own generator: a new optimizer on the page (the published
+    archive grows) leaves every other entry's interval as it was."""
+    from leaderboard.aggregate import _across
+
+    rng = np.random.default_rng(1)
+    finals = {(problem, optimizer): rng.random(10) for problem in ("p", "q")
+              for optimizer in ("b", "random", "z")}
+    runs = pd.DataFrame([{"problem": problem, "optimizer": optimizer, "final_regret": value}
+                         for (problem, optimizer), values in finals.items() for value in values])
+    table = (runs.groupby(["problem", "optimizer"])["final_regret"].agg(["median", "size"])
+             .rename(columns={"median": "median_regret", "size": "seeds"}).reset_index())
+    before = _across(table[table["optimizer"] != "b"], runs[runs["optimizer"] != "b"])[0]
+    after = _across(table, runs)[0]
+    columns = ["normalized_score", "score_ci_low", "score_ci_high"]
+    assert (after.set_index("optimizer").loc[["random", "z"], columns].to_numpy()
+            == before.set_index("optimizer").loc[["random", "z"], columns].to_numpy()).all()
+
+
 def test_verified_measures_of_the_queries_by_hand(runs, tmp_path):
     """Feasible and distinct fractions and diversity, from each trace, never from a report."""
     from holo_bench.trace import read_trace
