@@ -471,8 +471,8 @@ def _archive_check(args: argparse.Namespace) -> int:
         except RecordError as err:
             failed.append(str(err))
             continue
-        if manifest.seconds <= args.max_seconds:
-            cheap.append(path)
+        if "trace" not in record and manifest.seconds <= args.max_seconds:
+            cheap.append(path)  # a record with its trace was rescored: no rerun needed
     sample = random.Random(args.seed).sample(cheap, min(args.sample, len(cheap)))
     print(f"{_plural(len(paths), 'record')} read, {len(paths) - len(failed)} well formed "
           f"({rescored} of them rescored from their traces); "
@@ -503,13 +503,15 @@ def _reproduce(args: argparse.Namespace) -> int:
     paths = []
     for path in args.records:
         try:
-            _, manifest = read_record(path)
+            record, manifest = read_record(path)
         except RecordError:
             paths.append(path)  # reproduce names the problem
             continue
         if args.max_seconds is not None and manifest.seconds > args.max_seconds:
             print(f"NOT RERUN {path}: its run took {manifest.seconds:.0f} s, over --max-seconds "
                   f"{args.max_seconds:g}")
+        elif args.max_seconds is not None and "trace" in record:
+            print(f"NOT RERUN {path}: it carries its trace, which archive check rescores")
         else:
             paths.append(path)
     failed = _reproduce_each(paths, args.workers)
@@ -634,8 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
     archiver.add_argument("--seed", type=int, default=0,
                           help="check: seed of the sample of records to rerun (default 0)")
     archiver.add_argument("--max-seconds", type=float, default=60.0,
-                          help="check: sample only records whose run took at most this long "
-                               "(default 60)")
+                          help="check: sample only records without a trace whose run took at "
+                               "most this long (default 60)")
     archiver.add_argument("--workers", type=positive_int,
                           help="check: parallel reruns (default: one per core)")
     archiver.add_argument("--check", action="store_true",
@@ -648,7 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproducer.add_argument("--workers", type=positive_int,
                             help="parallel reruns (default: one per core)")
     reproducer.add_argument("--max-seconds", type=float,
-                            help="rerun only records whose run took at most this long")
+                            help="rerun only records whose run took at most this long and "
+                                 "that carry no trace (archive check rescores those)")
     reproducer.set_defaults(func=_reproduce)
 
     exporter = commands.add_parser(
