@@ -21,13 +21,17 @@ run --optimizer adalead --optimizer pex --optimizer cbas --optimizer dbas --set 
 # LaMBO-2 (cpu preset) and LLOME at the head-to-head's settings (docs/llome-f2.md), seeds 0-2
 # on f2_family, into the folder of the llome_f2 and LaMBO-2 experiments (docs/llome-f2.md,
 # docs/lambo2.md): the same problem names and identities, so a run they share is made once.
+# Every LLOME arm trains on at most 4,096 examples a round; DPO's are preference triples
+# (max_triples: its max_pairs bounds only the first round, which is SFT). DPO runs with the
+# release's checkpoint gate: without it a run can take hours (docs/leaderboard.md says why).
 f2=${F2_OUT:-runs/llome-f2}
 "$hb" run --track standard --out "$f2" --workers "$workers" --quiet --no-page \
     --optimizer lambo2 --set lambo2.preset=cpu --optimizer llome-marge --optimizer llome-sft \
     --optimizer llome-marge-onpolicy --optimizer llome-dpo --set llome-marge.samples=2 \
     --set llome-marge.max_pairs=4096 --set llome-sft.samples=2 --set llome-sft.max_pairs=4096 \
     --set llome-marge-onpolicy.samples=2 --set llome-marge-onpolicy.max_pairs=4096 \
-    --set llome-dpo.samples=2 --set llome-dpo.max_pairs=4096 \
+    --set llome-dpo.samples=2 --set llome-dpo.max_pairs=4096 --set llome-dpo.max_triples=4096 \
+    --set llome-dpo.gate=true \
     --problem f2 --problem f2_seed1 --problem f2_seed2 --seeds 0-2
 
 "$hb" archive "$out" "$f2" --into results

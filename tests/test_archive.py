@@ -395,3 +395,30 @@ def test_a_runs_folder_named_check_is_archived_not_checked(runs, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     assert main(["archive", "check", "--into", "results"]) == 0
     assert f"{2 * len(GRID)} records added" in capsys.readouterr().out
+
+
+def test_the_committed_archive_holds_every_built_in_optimizer_on_the_standard_track():
+    """The issue's rule for the published rows: seeds 0-9 on every instance of the track for an
+    optimizer whose runs take under a minute, seeds 0-2 on f2's family at the least for the
+    others. A built-in added without its records fails here."""
+    from pathlib import Path
+
+    from holo_bench.suite import _track_specs, family_members, on_track
+    from optimizers.registry import BUILTINS
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    for name in BUILTINS:
+        seeds, seconds = {}, []
+        for path in find_records(results / name):
+            manifest = json.loads(path.read_text())["manifest"]
+            run = manifest["run"]
+            if run["optimizer"] == name and on_track("standard", manifest["problem"]["spec"],
+                                                     run["budget"], run["count"]):
+                seeds.setdefault(manifest["problem"]["spec"], set()).add(run["seed"])
+                seconds.append(manifest["seconds"])
+        assert seconds, f"{name} has no record on the standard track in {results}"
+        cheap = max(seconds) < 60
+        needed = (_track_specs("standard"), set(range(10))) if cheap else \
+            (family_members("f2_family"), {0, 1, 2})
+        for spec in needed[0]:
+            assert needed[1] <= seeds.get(spec, set()), (name, spec, sorted(seeds.get(spec, ())))
