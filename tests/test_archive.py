@@ -24,6 +24,7 @@ from leaderboard.archive import (
     make_record,
     pack_trace,
     query_digest,
+    read_record,
     rescore,
     unpack_trace,
 )
@@ -410,15 +411,15 @@ def test_the_committed_archive_holds_every_built_in_optimizer_on_the_standard_tr
     for name in BUILTINS:
         seeds, seconds = {}, []
         for path in find_records(results / name):
-            manifest = json.loads(path.read_text())["manifest"]
-            run = manifest["run"]
-            if run["optimizer"] == name and on_track("standard", manifest["problem"]["spec"],
-                                                     run["budget"], run["count"]):
-                seeds.setdefault(manifest["problem"]["spec"], set()).add(run["seed"])
-                seconds.append(manifest["seconds"])
+            manifest = read_record(path)[1]
+            run = manifest.run
+            if run.optimizer == name and on_track("standard", run.spec, run.budget, run.count):
+                seeds.setdefault(run.spec, set()).add(run.seed)
+                seconds.append(manifest.seconds)
         assert seconds, f"{name} has no record on the standard track in {results}"
-        cheap = max(seconds) < 60
-        needed = (_track_specs("standard"), set(range(10))) if cheap else \
-            (family_members("f2_family"), {0, 1, 2})
-        for spec in needed[0]:
-            assert needed[1] <= seeds.get(spec, set()), (name, spec, sorted(seeds.get(spec, ())))
+        if max(seconds) < 60:
+            specs, wanted = _track_specs("standard"), set(range(10))
+        else:
+            specs, wanted = family_members("f2_family"), {0, 1, 2}
+        for spec in specs:
+            assert wanted <= seeds.get(spec, set()), (name, spec, sorted(seeds.get(spec, ())))
